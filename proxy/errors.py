@@ -1,0 +1,134 @@
+"""The proxy's own refusals, and the one place that turns them into responses.
+
+Every refusal the proxy makes (as opposed to a venue's answer, which passes through
+untouched) is a ``ProxyError`` leaf. Each leaf carries its contract code and HTTP status
+(``DESIGN.md``, "Proxy errors") and context fields, never key material::
+
+    ProxyError                      (abstract root; .code, .status, .message)
+    ├── Unauthenticated             401 unauthenticated
+    ├── PolicyDenied                403 policy_denied          (.reason)
+    ├── UnknownRoute                404 unknown_route
+    ├── BadRequest                  400 bad_request
+    ├── BodyTooLarge                413 body_too_large         (.limit)
+    ├── RateLimited                 429 rate_limited           (.limit_name, .retry_after_s)
+    ├── CredentialsUnavailable      503 credentials_unavailable (.venue, .account, .missing)
+    ├── SigningFailed               500 signing_failed         (.scheme)
+    ├── UpstreamUnreachable         502 upstream_unreachable
+    └── UpstreamTimeout             504 upstream_timeout
+
+``render_error`` is the single renderer: JSON body
+``{"error": {"code", "message", "request_id"}}`` plus ``X-Signing-Proxy-Error: <code>``.
+Messages are built from context the raising code chose to expose; an exception's
+``__cause__`` (which may be a library exception quoting data) is never rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+ERROR_HEADER = "x-signing-proxy-error"
+
+
+class ProxyError(Exception):
+    """Base of every refusal the proxy itself makes. Subclasses set ``code`` and ``status``."""
+
+    code: str = "internal"
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def extra_headers(self) -> list[tuple[str, str]]:
+        return []
+
+
+class Unauthenticated(ProxyError):
+    code, status = "unauthenticated", 401
+
+    def __init__(self, message: str = "missing or unknown client token") -> None:
+        super().__init__(message)
+
+
+class PolicyDenied(ProxyError):
+    code, status = "policy_denied", 403
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"denied by policy: {reason}")
+        self.reason = reason
+
+
+class UnknownRoute(ProxyError):
+    code, status = "unknown_route", 404
+
+
+class BadRequest(ProxyError):
+    code, status = "bad_request", 400
+
+
+class BodyTooLarge(ProxyError):
+    code, status = "body_too_large", 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body exceeds the {limit}-byte limit")
+        self.limit = limit
+
+
+class RateLimited(ProxyError):
+    code, status = "rate_limited", 429
+
+    def __init__(self, limit_name: str, retry_after_s: float) -> None:
+        super().__init__(f"rate limit exhausted: {limit_name}; retry after {retry_after_s:.3f}s")
+        self.limit_name = limit_name
+        self.retry_after_s = retry_after_s
+
+    def extra_headers(self) -> list[tuple[str, str]]:
+        # DESIGN.md: Retry-After is whole seconds, rounded up (never 0: that invites a spin).
+        return [("retry-after", str(max(1, math.ceil(self.retry_after_s))))]
+
+
+class CredentialsUnavailable(ProxyError):
+    code, status = "credentials_unavailable", 503
+
+    def __init__(self, venue: str, account: str, detail: str) -> None:
+        super().__init__(f"credentials for {venue}/{account} unavailable: {detail}")
+        self.venue = venue
+        self.account = account
+
+
+class SigningFailed(ProxyError):
+    code, status = "signing_failed", 500
+
+    def __init__(self, scheme: str, detail: str = "the signer failed") -> None:
+        super().__init__(f"{scheme}: {detail}")
+        self.scheme = scheme
+
+
+class UpstreamUnreachable(ProxyError):
+    code, status = "upstream_unreachable", 502
+
+
+class UpstreamTimeout(ProxyError):
+    code, status = "upstream_timeout", 504
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def render_error(error: ProxyError, request_id: str) -> ErrorResponse:
+    body = json.dumps(
+        {"error": {"code": error.code, "message": error.message, "request_id": request_id}}
+    ).encode()
+    headers = [
+        ("content-type", "application/json"),
+        (ERROR_HEADER, error.code),
+        ("x-request-id", request_id),
+        *error.extra_headers(),
+    ]
+    return ErrorResponse(error.status, headers, body)
