@@ -1,0 +1,158 @@
+"""Simulated CoinEx API v2: verifies ``X-COINEX-*`` HMAC authentication as the venue does.
+
+Verification is reimplemented here, independent of ``proxy.signers.coinex`` (the sim stands
+in for the venue): HMAC-SHA256 keyed with the secret over the *raw bytes* of
+``METHOD + raw path?raw query + raw body + X-COINEX-TIMESTAMP header``, compared with
+``X-COINEX-SIGN``. Answers follow ``../shared/venues.md`` section 5: HTTP 200 with
+``{"code": 0, "data": ..., "message": "OK"}``, errors as HTTP 200 with a non-zero ``code``;
+unknown paths get a gateway-style HTTP 404 whose body is not JSON.
+
+Checks, in order (the order and the 4004 are this sim's choice; the codes are CoinEx's):
+
+* ``X-COINEX-KEY`` missing or unknown -> 4005 (abnormal access_id);
+* ``X-COINEX-SIGN`` missing or not 64 hex digits -> 4008 (abnormal X-COINEX-SIGN);
+* ``X-COINEX-TIMESTAMP`` missing / not an integer, or ``X-COINEX-WINDOWTIME`` not a positive
+  integer -> 4004 (parameter error);
+* ``|now - timestamp| > window`` (window = ``X-COINEX-WINDOWTIME``, default 5000 ms) -> 4010
+  (expired); timestamps too far in the *future* are refused the same way;
+* signature mismatch -> 4006 (signature verification failed).
+
+Endpoints: every path under ``/v2/`` requires authentication (``GET /v2/ping`` excepted).
+``POST /v2/spot/order`` stores and echoes the order with an ``order_id``;
+``GET /v2/spot/pending-order`` lists the key's stored orders (``market`` filter);
+``GET /v2/assets/spot/balance`` returns fixed balances; any other ``/v2/`` path answers
+``data: {}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from proxy.clock import Clock, SystemClock
+from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response
+
+DEFAULT_WINDOW_MS = 5000  # guide: "5000 milliseconds (default)"
+_HEX_SIGN = re.compile(r"[0-9a-fA-F]{64}")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_MESSAGES = {
+    4004: "Parameter error",
+    4005: "Abnormal access_id",
+    4006: "Signature verification failed",
+    4008: "Abnormal X-COINEX-SIGN value",
+    4010: "Expired request",
+}
+NOT_FOUND = SimResponse(
+    404, b"<html><body><h1>404 Not Found</h1></body></html>", (("content-type", "text/html"),)
+)
+_BALANCES = [
+    {"ccy": "BTC", "available": "1.25", "frozen": "0"},
+    {"ccy": "USDT", "available": "25000", "frozen": "0"},
+]
+_ORDER_FIELDS = ("market", "side", "type", "amount")
+
+
+def ok(data: Any, **extra: Any) -> SimResponse:
+    return json_response(200, {"code": 0, "data": data, "message": "OK", **extra})
+
+
+def fail(code: int) -> SimResponse:
+    return json_response(200, {"code": code, "data": {}, "message": _MESSAGES[code]})
+
+
+def expected_sign(secret: str, request: ReceivedRequest, timestamp: str) -> str:
+    # The sim's target string holds the raw bytes decoded as latin-1: re-encode to get them back.
+    message = request.method.encode() + request.target.encode("latin-1") + request.body + timestamp.encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+class CoinexSim:
+    def __init__(self, keys: Mapping[str, Mapping[str, str]], clock: Clock) -> None:
+        self.keys = keys
+        self.clock = clock
+        self.orders: dict[str, list[dict[str, Any]]] = {}
+        self._ids = itertools.count(136_000_000_001)
+
+    def handle(self, request: ReceivedRequest) -> SimResponse:
+        if request.method == "GET" and request.path == "/v2/ping":
+            return ok({"result": "pong"})
+        if not request.path.startswith("/v2/"):
+            return NOT_FOUND
+        code = self.authenticate(request)
+        if code:
+            return fail(code)
+        return self.route(request)
+
+    def authenticate(self, request: ReceivedRequest) -> int:
+        """0 when authentic, else the CoinEx error code."""
+        account = self.keys.get(request.header("x-coinex-key") or "")
+        if account is None:
+            return 4005
+        sign = request.header("x-coinex-sign") or ""
+        if not _HEX_SIGN.fullmatch(sign):
+            return 4008
+        timestamp = request.header("x-coinex-timestamp") or ""
+        window = request.header("x-coinex-windowtime") or str(DEFAULT_WINDOW_MS)
+        if not (_DIGITS.fullmatch(timestamp) and _DIGITS.fullmatch(window) and int(window) > 0):
+            return 4004
+        if abs(round(self.clock.now() * 1000) - int(timestamp)) > int(window):
+            return 4010
+        expected = expected_sign(account["secret_key"], request, timestamp)
+        return 0 if hmac.compare_digest(expected.encode(), sign.encode()) else 4006
+
+    def route(self, request: ReceivedRequest) -> SimResponse:
+        access_id = request.header("x-coinex-key") or ""
+        if (request.method, request.path) == ("POST", "/v2/spot/order"):
+            return self.place_order(access_id, request.body)
+        if (request.method, request.path) == ("GET", "/v2/spot/pending-order"):
+            return self.pending_orders(access_id, parse_qs(request.query))
+        if (request.method, request.path) == ("GET", "/v2/assets/spot/balance"):
+            return ok(_BALANCES)
+        return ok({})
+
+    def place_order(self, access_id: str, body: bytes) -> SimResponse:
+        try:
+            params = json.loads(body)
+        except ValueError:
+            return fail(4004)
+        if not isinstance(params, dict) or any(field not in params for field in _ORDER_FIELDS):
+            return fail(4004)
+        order = self.new_order(params)
+        self.orders.setdefault(access_id, []).append(order)
+        return ok(order)
+
+    def new_order(self, params: dict[str, Any]) -> dict[str, Any]:
+        now_ms = round(self.clock.now() * 1000)
+        amount = str(params["amount"])
+        return {
+            "order_id": next(self._ids),
+            "market": params["market"],
+            "market_type": params.get("market_type", "SPOT"),
+            "side": params["side"],
+            "type": params["type"],
+            "amount": amount,
+            "price": str(params.get("price", "0")),
+            "client_id": params.get("client_id", ""),
+            "unfilled_amount": amount,
+            "filled_amount": "0",
+            "filled_value": "0",
+            "created_at": now_ms,
+            "updated_at": now_ms,
+        }
+
+    def pending_orders(self, access_id: str, query: dict[str, list[str]]) -> SimResponse:
+        orders = self.orders.get(access_id, [])
+        if "market" in query:
+            orders = [order for order in orders if order["market"] in query["market"]]
+        return ok(orders, pagination={"total": len(orders), "has_next": False})
+
+
+def create_app(keys: Mapping[str, Mapping[str, str]], clock: Clock | None = None) -> SimVenue:
+    clock = clock or SystemClock()
+    return SimVenue("coinex", CoinexSim(keys, clock).handle, clock)

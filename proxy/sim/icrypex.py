@@ -1,0 +1,171 @@
+"""Simulated ICRYPEX REST API: verifies the ``ICX-*`` headers as the venue does.
+
+Verification is reimplemented here, independent of ``proxy.signers.icrypex`` (the sim stands
+in for the venue): ``ICX-SIGN`` must equal ``base64(HMAC_SHA256(base64decode(secret),
+ICX-API-KEY + ICX-TS))`` over the header strings as received (``../shared/venues.md``
+section 3; ``icrypex-com/apidoc`` ``architecture.md``).
+
+Any authentication failure is **401 with an empty body**: the docs say 4xx responses other
+than 400/422 carry no JSON body. A request fails when a header is missing, the key is
+unknown, ``ICX-TS`` or ``ICX-NONCE`` is not a decimal integer, ``ICX-NONCE`` is outside
+1..60000 (so the third-party SDK's ``ICX-NONCE: Date.now()`` fails), ``|now - ICX-TS|``
+exceeds ``ICX-NONCE`` (this sim rejects early timestamps as well as late ones: the docs
+describe the tolerance as absorbing clock differences either way), or the signature differs.
+
+Unknown paths/methods are 404 with an empty body, checked *before* authentication (the
+order is this sim's choice). Endpoints (``trading-authenticated.md``, ``funding.md``):
+``POST /sapi/v1/orders`` (JSON body; 400 ``{"code", "message"}`` when invalid),
+``GET /sapi/v1/orders`` (open orders, pagination model), ``DELETE /sapi/v1/orders?orderId=``
+(422 when unknown), ``GET /sapi/v1/orders/history``, ``GET /sapi/v1/trades`` and
+``GET /sapi/v1/wallet``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from proxy.clock import Clock, SystemClock
+from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response
+
+MAX_TOLERANCE_MS = 60_000
+UNAUTHORIZED = SimResponse(401, b"", ())
+NOT_FOUND = SimResponse(404, b"", ())
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_WALLET = [
+    {"asset": "BTC", "order": "0", "request": "0", "blocked": "0", "total": "1.5", "available": "1.5"},
+    {"asset": "TRY", "order": "0", "request": "0", "blocked": "0", "total": "50000", "available": "50000"},
+]
+_ORDER_FIELDS = ("symbol", "type", "side")
+
+Route = Callable[[ReceivedRequest], SimResponse]
+
+
+def expected_sign(secret_b64: str, api_key: str, ts: str) -> str:
+    digest = hmac.new(base64.b64decode(secret_b64), (api_key + ts).encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def page(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The docs' pagination model, everything on page 1."""
+    return {
+        "pageIndex": 1,
+        "pageSize": 25,
+        "totalCount": len(items),
+        "totalPages": 1,
+        "indexFrom": 1,
+        "hasPreviousPage": False,
+        "hasNextPage": False,
+        "items": items,
+    }
+
+
+def error(status: int, code: str, message: str) -> SimResponse:
+    return json_response(status, {"code": code, "message": message})
+
+
+class IcrypexSim:
+    def __init__(self, keys: Mapping[str, Mapping[str, str]], clock: Clock) -> None:
+        self.keys = keys
+        self.clock = clock
+        self.orders: dict[int, dict[str, Any]] = {}
+        self._ids = itertools.count(1_551_482)
+        self.routes: dict[tuple[str, str], Route] = {
+            ("POST", "/sapi/v1/orders"): self.place_order,
+            ("GET", "/sapi/v1/orders"): lambda _r: self.list_orders(open_only=True),
+            ("DELETE", "/sapi/v1/orders"): self.cancel_order,
+            ("GET", "/sapi/v1/orders/history"): lambda _r: self.list_orders(open_only=False),
+            ("GET", "/sapi/v1/trades"): lambda _r: json_response(200, page([])),
+            ("GET", "/sapi/v1/wallet"): lambda _r: json_response(200, _WALLET),
+        }
+
+    def handle(self, request: ReceivedRequest) -> SimResponse:
+        route = self.routes.get((request.method, request.path))
+        if route is None:
+            return NOT_FOUND
+        return route(request) if self.authentic(request) else UNAUTHORIZED
+
+    def authentic(self, request: ReceivedRequest) -> bool:
+        api_key, sign = request.header("icx-api-key"), request.header("icx-sign")
+        ts, nonce = request.header("icx-ts") or "", request.header("icx-nonce") or ""
+        account = self.keys.get(api_key or "")
+        if account is None or sign is None:
+            return False
+        if not (_DIGITS.fullmatch(ts) and _DIGITS.fullmatch(nonce)):
+            return False
+        tolerance = int(nonce)
+        if not 1 <= tolerance <= MAX_TOLERANCE_MS:
+            return False
+        if abs(round(self.clock.now() * 1000) - int(ts)) > tolerance:
+            return False
+        expected = expected_sign(account["secret_key"], api_key or "", ts)
+        return hmac.compare_digest(expected.encode(), sign.encode("latin-1"))
+
+    def place_order(self, request: ReceivedRequest) -> SimResponse:
+        try:
+            params = json.loads(request.body)
+        except ValueError:
+            return error(400, "INVALID_REQUEST", "Request body must be JSON")
+        if not isinstance(params, dict) or any(field not in params for field in _ORDER_FIELDS):
+            return error(400, "INVALID_REQUEST", "symbol, type and side are required")
+        order = self.new_order(params)
+        self.orders[order["id"]] = order
+        return json_response(200, self.placement_reply(order))
+
+    def new_order(self, params: dict[str, Any]) -> dict[str, Any]:
+        now_ms = round(self.clock.now() * 1000)
+        quantity = str(params.get("quantity", "0"))
+        return {
+            "id": next(self._ids),
+            "symbol": params["symbol"],
+            "createdDate": now_ms,
+            "updatedDate": now_ms,
+            "price": str(params.get("price", "0")),
+            "quantity": quantity,
+            "leftQuantity": quantity,
+            "triggerPrice": str(params.get("triggerPrice", "0")),
+            "side": str(params["side"]).upper(),
+            "status": "OPEN",
+            "type": str(params["type"]).upper(),
+            "clientId": params.get("clientId", ""),
+        }
+
+    @staticmethod
+    def placement_reply(order: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": str(order["id"]),
+            "ok": True,
+            "quantity": order["quantity"],
+            "leftQuantity": order["leftQuantity"],
+            "matchedTotal": "0",
+            "total": "0",
+            "status": "Open",
+            "pairSymbol": order["symbol"],
+            "lastTrades": [],
+        }
+
+    def list_orders(self, open_only: bool) -> SimResponse:
+        orders = [o for o in self.orders.values() if o["status"] == "OPEN" or not open_only]
+        return json_response(200, page(orders))
+
+    def cancel_order(self, request: ReceivedRequest) -> SimResponse:
+        order_id = parse_qs(request.query).get("orderId", [""])[0]
+        if not _DIGITS.fullmatch(order_id):
+            return error(400, "INVALID_REQUEST", "orderId is required")
+        order = self.orders.get(int(order_id))
+        if order is None or order["status"] != "OPEN":
+            return error(422, "ORDER_NOT_FOUND", f"Order {order_id} not found")
+        order["status"] = "CANCEL"
+        return json_response(200, {"ok": True, "id": order["id"], "code": "SUCCESS"})
+
+
+def create_app(keys: Mapping[str, Mapping[str, str]], clock: Clock | None = None) -> SimVenue:
+    clock = clock or SystemClock()
+    return SimVenue("icrypex", IcrypexSim(keys, clock).handle, clock)
