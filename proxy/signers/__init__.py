@@ -14,8 +14,7 @@ from proxy.signers.icrypex import IcrypexSigner
 from proxy.signers.invex import InvexSigner
 
 SIGNERS: dict[str, type[Signer]] = {
-    signer.scheme: signer
-    for signer in (CoinexSigner, IcrypexSigner, HaqqexSigner, InvexSigner, EvedexSigner)
+    signer.scheme: signer for signer in (CoinexSigner, IcrypexSigner, HaqqexSigner, InvexSigner, EvedexSigner)
 }
 
 

@@ -13,14 +13,15 @@ did, and that a forged client header never arrived.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.clock import Clock, SystemClock
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 SendFn = Callable[[Message], Awaitable[None]]
 
@@ -71,6 +72,7 @@ class SimResponse:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
+    delay_s: float = 0.0  # fault tests: answer late
 
 
 Handler = Callable[[ReceivedRequest], Awaitable[SimResponse] | SimResponse]
@@ -102,6 +104,8 @@ class SimVenue:
         self.recorder.requests.append(request)
         if self.scripted:
             response = self.scripted.pop(0)
+            if response.delay_s:
+                await asyncio.sleep(response.delay_s)
         else:
             result = self.handler(request)
             response = result if isinstance(result, SimResponse) else await result

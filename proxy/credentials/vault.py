@@ -1,0 +1,133 @@
+"""Credentials from Vault / OpenBao KV v2, cached in memory.
+
+Layout (DESIGN.md): ``<kv_mount>/<kv_prefix>/<venue>/<account>``. hvac is synchronous
+(requests), so reads run in a worker thread and never block the event loop; concurrent
+misses for one account share one read (single flight).
+
+Cache policy: a secret younger than ``cache_ttl_s`` is served from memory; an older one
+is re-read, which picks up rotation without a restart. When Vault cannot be reached, a
+cached secret keeps serving until it is ``cache_ttl_s + stale_grace_s`` old; after that,
+or when the secret is missing, the request gets ``credentials_unavailable``. Messages
+name the venue/account and the missing field, never a value; hvac exceptions (which may
+quote responses) are not chained into what we raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import hvac
+import hvac.exceptions
+import requests
+
+from proxy.clock import Clock
+from proxy.credentials.base import Credentials
+from proxy.errors import CredentialsUnavailable
+
+log = logging.getLogger("signing_proxy.vault")
+
+
+@dataclass(slots=True)
+class _Entry:
+    creds: Credentials
+    fetched_at: float
+
+
+class _Missing(Exception):
+    """The secret does not exist (as opposed to Vault being unreachable)."""
+
+
+class VaultStore:
+    def __init__(
+        self,
+        client: hvac.Client,
+        clock: Clock,
+        kv_mount: str = "secret",
+        kv_prefix: str = "signing-proxy",
+        cache_ttl_s: float = 300,
+        stale_grace_s: float = 900,
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._mount = kv_mount
+        self._prefix = kv_prefix.strip("/")
+        self._ttl = cache_ttl_s
+        self._grace = stale_grace_s
+        self._cache: dict[tuple[str, str], _Entry] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[Credentials]] = {}
+
+    def path(self, venue: str, account: str) -> str:
+        return f"{self._prefix}/{venue}/{account}" if self._prefix else f"{venue}/{account}"
+
+    async def get(self, venue: str, account: str) -> Credentials:
+        key = (venue, account)
+        entry = self._cache.get(key)
+        if entry is not None and self._clock.monotonic() - entry.fetched_at < self._ttl:
+            return entry.creds
+        inflight = self._inflight.get(key)
+        if inflight is not None:
+            return await asyncio.shield(inflight)
+        future: asyncio.Future[Credentials] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            creds = await self._refresh(venue, account, entry)
+            future.set_result(creds)
+            return creds
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters get it, nobody else must
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _refresh(self, venue: str, account: str, entry: _Entry | None) -> Credentials:
+        try:
+            fields, version = await asyncio.to_thread(self._read, venue, account)
+        except _Missing:
+            self._cache.pop((venue, account), None)
+            raise CredentialsUnavailable(venue, account, "no secret at the configured Vault path") from None
+        except Exception as exc:  # unreachable, 5xx, permission, token expired
+            return self._stale_or_fail(venue, account, entry, type(exc).__name__)
+        creds = Credentials(fields, version)
+        if entry is not None and entry.creds.version != version:
+            log.info("vault secret rotated", extra={"venue": venue, "account": account, "version": version})
+        self._cache[(venue, account)] = _Entry(creds, self._clock.monotonic())
+        return creds
+
+    def _stale_or_fail(self, venue: str, account: str, entry: _Entry | None, why: str) -> Credentials:
+        age = None if entry is None else self._clock.monotonic() - entry.fetched_at
+        if entry is not None and age is not None and age < self._ttl + self._grace:
+            log.warning(
+                "vault unreachable, serving cached secret",
+                extra={"venue": venue, "account": account, "error": why, "age_s": round(age, 1)},
+            )
+            return entry.creds
+        log.error("vault unreachable", extra={"venue": venue, "account": account, "error": why})
+        raise CredentialsUnavailable(venue, account, f"Vault unreachable ({why}) and no cached secret")
+
+    def _read(self, venue: str, account: str) -> tuple[dict[str, str], int]:
+        try:
+            response = self._client.secrets.kv.v2.read_secret_version(
+                path=self.path(venue, account), mount_point=self._mount, raise_on_deleted_version=True
+            )
+        except hvac.exceptions.InvalidPath:
+            raise _Missing() from None
+        data = response["data"]
+        fields = {str(k): str(v) for k, v in (data.get("data") or {}).items() if v is not None}
+        return fields, int(data.get("metadata", {}).get("version", 0))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await asyncio.to_thread(self._client.is_authenticated))
+        except (requests.RequestException, hvac.exceptions.VaultError):
+            return False
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.adapter.close)
+
+
+def make_client(url: str, token: str | None, timeout_s: float) -> hvac.Client:
+    # One long-lived client: its requests.Session keeps connections to Vault warm.
+    return hvac.Client(url=url, token=token, timeout=timeout_s)

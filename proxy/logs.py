@@ -1,0 +1,44 @@
+"""Structured JSON logs, one object per line.
+
+Redaction is by construction: the code that logs receives names, codes and timings,
+never key material, signatures or client tokens (``pipeline.Audit`` has no field that
+could hold one). The formatter prints the message and the ``extra`` fields only; it
+never formats exception text from libraries, only the exception's class.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                line[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # Class only: library exception text can quote request data or key bytes.
+            line["exc_type"] = record.exc_info[0].__name__
+        return json.dumps(line, default=str)
+
+
+def configure(level: str = "INFO", stream: Any = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("signing_proxy")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

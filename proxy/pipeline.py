@@ -1,0 +1,160 @@
+"""One request through the proxy, in contract order:
+
+    identify -> route -> decide -> admit -> read body -> credentials -> sign -> forward
+
+Each step is a small function of its own module; this file only sequences them and
+records what happened (``Audit``) for the request log. Every refusal is a
+``ProxyError`` raised by a step; ``proxy.app`` renders it. Identity comes first so that
+a stranger learns nothing about venues, accounts or policies (DESIGN.md). The body is
+read only after the decision, so an unauthorised client cannot make us buffer 1 MiB.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from proxy.clock import Clock
+from proxy.credentials.base import Credentials, CredentialStore, require_fields
+from proxy.errors import PolicyDenied, ProxyError, RateLimited, SigningFailed, UnknownRoute
+from proxy.forward import Upstream
+from proxy.hygiene import HeaderPolicy
+from proxy.identity import identify
+from proxy.policy import PolicySet, RateSpec, decide
+from proxy.ratelimit import Bucket, Limiter
+from proxy.routing import Route, parse_route
+from proxy.signers.base import OutgoingRequest, SignContext, Signer, UpstreamReply
+
+log = logging.getLogger("signing_proxy.pipeline")
+
+ReadBody = Callable[[], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    method: str
+    raw_path: bytes
+    query: bytes
+    headers: tuple[tuple[str, str], ...]  # lower-case names
+    peer: str | None
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    """A configured venue at run time: its origin, accounts and the signer built once."""
+
+    name: str
+    origin: str
+    accounts: frozenset[str]
+    signer: Signer
+
+
+@dataclass(slots=True)
+class Audit:
+    """What the request log records. Never holds key material, signatures or tokens."""
+
+    client: str | None = None
+    venue: str | None = None
+    account: str | None = None
+    path: str | None = None
+    decision: str | None = None
+    limit: str | None = None
+    upstream_status: int | None = None
+    upstream_ms: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        policies: PolicySet,
+        venues: dict[str, Venue],
+        store: CredentialStore,
+        limiter: Limiter,
+        forwarder: Upstream,
+        clock: Clock,
+        header_policy: HeaderPolicy,
+    ) -> None:
+        self.policies = policies  # replaced whole on reload: one reference swap is atomic
+        self.venues = venues
+        self.store = store
+        self.limiter = limiter
+        self.forwarder = forwarder
+        self.clock = clock
+        self.header_policy = header_policy
+
+    async def handle(self, request: Incoming, read_body: ReadBody, audit: Audit) -> UpstreamReply:
+        policies = self.policies
+        client = identify(policies, request.header("proxy-authorization"), request.peer)
+        audit.client = client.name
+        route = parse_route(request.raw_path, request.query)
+        audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
+        venue = self._venue(route)
+        decision = decide(client, route.venue, route.account, request.method, route.upstream_path)
+        audit.decision = decision.reason
+        if not decision.allowed:
+            raise PolicyDenied(decision.reason)
+        await self._admit(policies, client.name, client.rate_limit, route, audit)
+        body = await read_body()
+        creds = await self.store.get(route.venue, route.account)
+        require_fields(creds, venue.signer.required_fields, route.venue, route.account)
+        outgoing = OutgoingRequest(
+            request.method, route.target, self.header_policy.request_headers(request.headers), body
+        )
+        ctx = SignContext(route.venue, route.account, int(self.clock.now() * 1000))
+        reply = await self._sign_and_send(venue, outgoing, creds, ctx, audit)
+        audit.upstream_status = reply.status
+        return reply
+
+    def _venue(self, route: Route) -> Venue:
+        venue = self.venues.get(route.venue)
+        if venue is None or route.account not in venue.accounts:
+            raise UnknownRoute(f"unknown venue or account: {route.venue}/{route.account}")
+        return venue
+
+    async def _admit(
+        self, policies: PolicySet, client: str, client_spec: RateSpec | None, route: Route, audit: Audit
+    ) -> None:
+        key = f"{route.venue}/{route.account}"
+        buckets = []
+        account_spec = policies.account_limits.get(key)
+        if account_spec is not None:
+            buckets.append(Bucket(f"account {key}", account_spec))
+        if client_spec is not None:
+            buckets.append(Bucket(f"client {client}", client_spec))
+        if not buckets:
+            return
+        refusal = await self.limiter.admit(buckets)
+        if refusal is not None:
+            audit.limit = refusal.limit
+            raise RateLimited(refusal.limit, refusal.retry_after_s)
+
+    async def _sign_and_send(
+        self, venue: Venue, outgoing: OutgoingRequest, creds: Credentials, ctx: SignContext, audit: Audit
+    ) -> UpstreamReply:
+        send = partial(self._send, venue, audit)
+        try:
+            return await venue.signer.flow(outgoing, creds, ctx, send)
+        except ProxyError:
+            raise
+        except Exception as exc:
+            # The library exception may quote key bytes: log its class only, render a fixed text.
+            log.error("signer failed", extra={"scheme": venue.signer.scheme, "error": type(exc).__name__})
+            raise SigningFailed(venue.signer.scheme) from None
+
+    async def _send(self, venue: Venue, audit: Audit, request: OutgoingRequest) -> UpstreamReply:
+        origin = request.origin or venue.origin
+        started = self.clock.monotonic()
+        try:
+            return await self.forwarder.send(origin, request)
+        finally:
+            elapsed = (self.clock.monotonic() - started) * 1000
+            audit.upstream_ms = round((audit.upstream_ms or 0) + elapsed, 3)

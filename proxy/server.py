@@ -1,0 +1,63 @@
+"""uvicorn glue: the HTTP protocol we run the data plane on.
+
+uvicorn's httptools protocol keeps only the path of an absolute-form request target
+(``GET http://evil.example/x``), which would make such a request look like an ordinary
+one. DESIGN.md says absolute-form targets are refused, so this protocol puts the raw
+target back into ``raw_path``, where ``proxy.routing`` rejects anything that does not
+start with ``/``. (uvicorn's h11 protocol already keeps the raw target.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def on_headers_complete(self) -> None:
+        absolute_form = not self.url.startswith(b"/")
+        super().on_headers_complete()
+        if absolute_form and "raw_path" in self.scope:
+            # The request cycle task is created but has not run yet: the app sees this.
+            self.scope["raw_path"] = self.url.partition(b"?")[0]
+
+
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its owner (admin listener, tests, demo)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class BackgroundServer:
+    """Serve an ASGI app on a loopback port inside the running event loop."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        self.server = QuietServer(config)
+        self.url = f"http://{config.host}:{config.port}"
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_app(cls, app: Any, port: int, host: str = "127.0.0.1") -> BackgroundServer:
+        return cls(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+
+    async def start(self) -> BackgroundServer:
+        self._task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError(f"server on {self.url} exited during startup")
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task
+            self._task = None

@@ -1,0 +1,168 @@
+"""Configuration: one YAML file, overridden by ``SIGNING_PROXY_…`` environment variables.
+
+``load_settings(path)`` returns validated, frozen ``Settings`` or raises ``ConfigError``
+naming the file and the field. Environment overrides use ``__`` for nesting, values are
+parsed as YAML scalars: ``SIGNING_PROXY_LISTEN__PORT=9090``,
+``SIGNING_PROXY_VAULT__URL=http://vault:8200``. ``VAULT_ADDR`` is honoured when
+``vault.url`` is not set. Relative paths are relative to the config file.
+
+Per-venue scheme options sit beside ``scheme`` and are validated by that scheme's
+``Signer.Options`` model, so a typo in ``window_ms`` stops startup.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from proxy.config_errors import ConfigError, from_validation_error
+from proxy.signers import SIGNERS
+from proxy.signers.base import SchemeOptions
+
+ENV_PREFIX = "SIGNING_PROXY_"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class AdminListen(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9901, ge=0, le=65535)
+
+
+class VaultAuth(_Strict):
+    method: Literal["token"] = "token"
+    token: str | None = Field(default=None, repr=False)  # VAULT_TOKEN when unset
+
+
+class VaultSettings(_Strict):
+    url: str = ""
+    auth: VaultAuth = VaultAuth()
+    kv_mount: str = "secret"
+    kv_prefix: str = "signing-proxy"
+    cache_ttl_s: float = Field(default=300, gt=0)
+    stale_grace_s: float = Field(default=900, ge=0)
+    timeout_s: float = Field(default=5, gt=0)
+
+
+class UpstreamSettings(_Strict):
+    connect_timeout_s: float = Field(default=5, gt=0)
+    timeout_s: float = Field(default=10, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=0)
+    max_connections: int = Field(default=100, ge=1)
+    retry_idempotent: bool = False  # GET/HEAD only, and only on connect failures
+
+
+class RateLimitSettings(_Strict):
+    backend: Literal["memory"] = "memory"
+
+
+class VenueSettings(BaseModel):
+    """``scheme`` picks the signer; other keys beside it are that scheme's options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    scheme: str
+    upstream: str
+    accounts: list[str] = Field(min_length=1)
+
+    @field_validator("scheme")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value not in SIGNERS:
+            raise ValueError(f"unknown scheme {value!r} (known: {', '.join(sorted(SIGNERS))})")
+        return value
+
+    @field_validator("upstream")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        return validate_origin(value)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Settings(_Strict):
+    listen: Listen = Listen()
+    admin: AdminListen = AdminListen()
+    vault: VaultSettings = VaultSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    policies: Path = Path("policies")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    venues: dict[str, VenueSettings] = Field(min_length=1)
+    source: str = "<settings>"
+
+
+def validate_origin(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an origin: scheme://host[:port]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError("must be an origin without path, query or credentials")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read config: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, "", f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "", "the config file must be a mapping")
+    return build_settings(raw, path, environ)
+
+
+def build_settings(raw: dict[str, Any], path: Path, environ: Mapping[str, str]) -> Settings:
+    data = _apply_env(dict(raw), environ)
+    vault = dict(data.get("vault") or {})
+    if not vault.get("url") and environ.get("VAULT_ADDR"):
+        vault["url"] = environ["VAULT_ADDR"]
+    data["vault"] = vault
+    data["source"] = str(path)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(path, exc) from None
+    for name, venue in settings.venues.items():
+        validate_scheme_options(path, name, venue)
+    policies = settings.policies if settings.policies.is_absolute() else path.parent / settings.policies
+    return settings.model_copy(update={"policies": policies})
+
+
+def validate_scheme_options(path: Path, name: str, venue: VenueSettings) -> SchemeOptions:
+    try:
+        return SIGNERS[venue.scheme].Options.model_validate(venue.options)
+    except ValidationError as exc:
+        raise from_validation_error(path, exc, prefix=f"venues.{name}") from None
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            node[part] = child = dict(child) if isinstance(child, dict) else {}
+            node = child
+        node[parts[-1]] = yaml.safe_load(value) if value else value
+    return data

@@ -1,0 +1,166 @@
+"""The whole stack on one machine: OpenBao dev server, simulated venues, the proxy.
+
+Used by ``signing-proxy demo`` and by the integration tests, so the demo a newcomer
+runs is the same wiring the tests check. ``LocalStack`` writes a real config file and a
+real policy directory into a temporary folder and starts the proxy from them with
+``load_settings`` + ``create_app``: the same path as ``signing-proxy serve``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from proxy.app import ProxyApp, create_app
+from proxy.devvault import DevVault, free_port
+from proxy.identity import token_sha256
+from proxy.serve import data_plane_config
+from proxy.server import BackgroundServer
+from proxy.settings import load_settings
+from proxy.sim import SIMULATORS
+from proxy.sim.base import SimVenue
+from proxy.sim.credentials import demo_credentials, sim_keys
+
+ALL_SCHEMES = ("coinex", "icrypex", "haqqex", "invex", "evedex")
+
+# What the shipped demo policy lets the demo client do per venue: reads anywhere, order
+# endpoints for writes; withdrawals are denied for everyone.
+ORDER_PATHS = {
+    "coinex": ["/v2/spot/order", "/v2/spot/cancel-order"],
+    "icrypex": ["/sapi/v1/orders"],
+    "haqqex": ["/api/v1/orders", "/api/v1/order"],
+    "invex": ["/trading/v1/orders"],
+    "evedex": ["/api/v2/order/*", "/api/order/*/*", "/api/v2/position/*/close", "/api/tpsl/*"],
+}
+WITHDRAW_DENY = ["**/withdraw*", "**/crypto-withdrawals*"]
+
+
+@dataclass
+class StackClient:
+    name: str
+    token: str
+
+
+@dataclass
+class LocalStack:
+    schemes: tuple[str, ...] = ALL_SCHEMES
+    account: str = "main"
+    # Accounts declared in the config but not seeded in Vault (tests seed them as they need).
+    unseeded_accounts: tuple[str, ...] = ()
+    # Extra venue names -> (scheme, upstream origin), seeded with that scheme's credentials.
+    extra_venues: dict[str, tuple[str, str]] = field(default_factory=dict)
+    extra_config: dict[str, Any] = field(default_factory=dict)
+    tiny_rate: dict[str, float] = field(default_factory=lambda: {"per_second": 0.2, "burst": 2})
+
+    def __post_init__(self) -> None:
+        self.vault = DevVault()
+        self.sims: dict[str, SimVenue] = {}
+        self.credentials: dict[str, dict[str, str]] = {}
+        self.clients = {
+            "trader": StackClient("trader", "trader-" + secrets.token_urlsafe(16)),
+            "tiny": StackClient("tiny", "tiny-" + secrets.token_urlsafe(16)),
+        }
+        self._servers: list[BackgroundServer] = []
+        self.venue_schemes: dict[str, str] = {}
+        self._dir = tempfile.TemporaryDirectory(prefix="signing-proxy-")
+        self.dir = Path(self._dir.name)
+        self.proxy_url = ""
+        self.app: ProxyApp | None = None
+
+    async def __aenter__(self) -> LocalStack:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.vault.start()
+        venues = {}
+        for scheme in self.schemes:
+            fields = demo_credentials(scheme)
+            self.credentials[scheme] = fields
+            self.vault.put_secret(f"signing-proxy/{scheme}/{self.account}", fields)
+            sim = SIMULATORS[scheme](sim_keys(fields), None)
+            self.sims[scheme] = sim
+            server = await BackgroundServer.for_app(sim, free_port()).start()
+            self._servers.append(server)
+            venues[scheme] = self._venue_config(scheme, server.url)
+        for name, (scheme, upstream) in self.extra_venues.items():
+            self.vault.put_secret(f"signing-proxy/{name}/{self.account}", self.credentials[scheme])
+            venues[name] = self._venue_config(scheme, upstream)
+        self.venue_schemes = {name: config["scheme"] for name, config in venues.items()}
+        config_path = self._write_files(venues)
+        settings = load_settings(config_path, environ={"VAULT_TOKEN": self.vault.root_token})
+        self.settings = settings
+        self.app = create_app(settings)
+        proxy = await BackgroundServer(data_plane_config(self.app, "127.0.0.1", free_port())).start()
+        self._servers.append(proxy)
+        self.proxy_url = proxy.url
+
+    def _venue_config(self, scheme: str, url: str) -> dict[str, Any]:
+        accounts = [self.account, *self.unseeded_accounts]
+        config: dict[str, Any] = {"scheme": scheme, "upstream": url, "accounts": accounts}
+        if scheme == "evedex":
+            config["auth_upstream"] = url  # the simulated venue serves both APIs
+        return config
+
+    def _write_files(self, venues: dict[str, Any]) -> Path:
+        policies = self.dir / "policies"
+        policies.mkdir()
+        (policies / "demo.yaml").write_text(yaml.safe_dump(self.policy(), sort_keys=False))
+        config = {
+            "listen": {"host": "127.0.0.1", "port": 0},
+            "vault": {"url": self.vault.url, "cache_ttl_s": 300},
+            "policies": "policies",
+            "venues": venues,
+            **self.extra_config,
+        }
+        path = self.dir / "proxy.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def policy(self) -> dict[str, Any]:
+        allow = []
+        for venue, scheme in self.venue_schemes.items():
+            allow.append({"venue": venue, "methods": ["GET"], "paths": ["/**"]})
+            allow.append({"venue": venue, "methods": ["POST", "PUT", "DELETE"], "paths": ORDER_PATHS[scheme]})
+        deny = [{"venue": "*", "paths": WITHDRAW_DENY}]
+        trader, tiny = self.clients["trader"], self.clients["tiny"]
+        return {
+            "version": 1,
+            "clients": {
+                trader.name: {"token_sha256": token_sha256(trader.token), "allow": allow, "deny": deny},
+                tiny.name: {
+                    "token_sha256": token_sha256(tiny.token),
+                    "rate_limit": self.tiny_rate,
+                    "allow": allow,
+                    "deny": deny,
+                },
+            },
+        }
+
+    def headers(self, client: str = "trader") -> dict[str, str]:
+        return {"Proxy-Authorization": f"Bearer {self.clients[client].token}"}
+
+    def url(self, venue: str, path: str, account: str | None = None) -> str:
+        return f"{self.proxy_url}/{venue}/{account or self.account}{path}"
+
+    async def stop(self) -> None:
+        for server in reversed(self._servers):
+            await server.stop()
+        self._servers.clear()
+        self.vault.stop()
+        self._dir.cleanup()

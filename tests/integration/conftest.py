@@ -1,0 +1,27 @@
+"""Integration fixtures: one real OpenBao dev server, real simulated venues on loopback
+sockets and the proxy started from a real config file (``proxy.stack.LocalStack``)."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+
+from proxy.devvault import free_port
+from proxy.stack import LocalStack
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def stack():
+    dead = free_port()  # nothing listens here: an unreachable venue
+    async with LocalStack(
+        unseeded_accounts=("incomplete", "absent"),
+        extra_venues={"coinex-dead": ("coinex", f"http://127.0.0.1:{dead}")},
+        extra_config={"upstream": {"timeout_s": 2, "connect_timeout_s": 1}},
+    ) as running:
+        yield running
