@@ -48,8 +48,9 @@ class OutgoingRequest:
 
     method: str
     target: str
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
+    # repr=False: signed headers, order bodies and login replies carry signatures and tokens.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    body: bytes = field(default=b"", repr=False)
     origin: str | None = None
 
     @property
@@ -75,8 +76,8 @@ class UpstreamReply:
     """What came back from the venue: relayed to the client unchanged."""
 
     status: int
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    body: bytes = field(default=b"", repr=False)
     extensions: dict[str, Any] = field(default_factory=dict)
 
 
