@@ -91,6 +91,31 @@ TOUR: list[Step] = [
         200,
         body={"pair": "BTC_USDT", "side": "buy", "type": "limit", "price": "65000.5", "amount": "0.001"},
     ),
+    Step("Invex signed GET (accounts, RSA-PSS)", "invex", "GET", "/trading/v1/accounts?currency=USDT", 200),
+    Step(
+        "Invex signed POST (order, RSA-PSS)",
+        "invex",
+        "POST",
+        "/trading/v1/orders",
+        200,
+        body={"symbol": "TRX_USDT", "side": "BUYER", "type": "LIMIT", "quantity": "10", "price": "0.1"},
+    ),
+    Step("EVEDEX GET after SIWE login (JWT)", "evedex", "GET", "/api/user/me", 200),
+    Step(
+        "EVEDEX limit order (EIP-712 signed)",
+        "evedex",
+        "POST",
+        "/api/v2/order/limit",
+        200,
+        body={
+            "id": "00123:0123456789abcdef0123456789",  # SDK format: days since 2025-07-24 : 26 hex
+            "instrument": "BTCUSDT",
+            "side": "BUY",
+            "leverage": 5,
+            "quantity": "0.001",
+            "limitPrice": "65000.5",
+        },
+    ),
     Step(
         "Withdrawal is denied by policy",
         "coinex",

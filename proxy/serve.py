@@ -8,7 +8,7 @@ import uvicorn
 
 from proxy.admin import create_admin_app
 from proxy.app import ProxyApp
-from proxy.server import GuardedHttpToolsProtocol, QuietServer
+from proxy.server import GuardedHttpToolsProtocol, ProxyServer, QuietServer
 from proxy.settings import Settings
 
 
@@ -28,7 +28,7 @@ def data_plane_config(app: ProxyApp, host: str, port: int) -> uvicorn.Config:
 
 
 async def serve(settings: Settings, app: ProxyApp) -> None:
-    main = uvicorn.Server(data_plane_config(app, settings.listen.host, settings.listen.port))
+    main = ProxyServer(data_plane_config(app, settings.listen.host, settings.listen.port))
     admin_app = create_admin_app(app.pipeline)
     admin = QuietServer(  # the data-plane server owns the signal handlers
         uvicorn.Config(

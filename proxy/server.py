@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Generator
 from typing import Any
 
@@ -25,6 +26,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if absolute_form and "raw_path" in self.scope:
             # The request cycle task is created but has not run yet: the app sees this.
             self.scope["raw_path"] = self.url.partition(b"?")[0]
+
+
+class ProxyServer(uvicorn.Server):
+    """The data-plane server: SIGTERM/SIGINT drain in-flight requests, then exit 0.
+
+    (uvicorn re-raises the signal after shutdown, which ends the process with -15; a
+    drained, orderly stop is a success for the supervisor.)
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class QuietServer(uvicorn.Server):

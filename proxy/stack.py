@@ -36,7 +36,14 @@ ORDER_PATHS = {
     "icrypex": ["/sapi/v1/orders"],
     "haqqex": ["/api/v1/orders", "/api/v1/order"],
     "invex": ["/trading/v1/orders"],
-    "evedex": ["/api/v2/order/*", "/api/order/*/*", "/api/v2/position/*/close", "/api/tpsl/*"],
+    "evedex": [
+        "/api/v2/order/*",
+        "/api/v2/order/mass-limit/*",
+        "/api/order/*",
+        "/api/order/*/*",
+        "/api/v2/position/*/close",
+        "/api/tpsl/*",
+    ],
 }
 WITHDRAW_DENY = ["**/withdraw*", "**/crypto-withdrawals*"]
 

@@ -1,0 +1,93 @@
+"""The real entry points: ``signing-proxy check --vault`` and ``signing-proxy serve`` as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from proxy.cli import main
+from proxy.devvault import free_port
+from proxy.stack import LocalStack
+
+
+def test_check_vault_reports_each_account(stack: LocalStack, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("VAULT_TOKEN", stack.vault.root_token)
+    code = main(["check", "--config", str(stack.dir / "proxy.yaml"), "--vault"])
+    out = capsys.readouterr().out
+    assert code == 1  # the 'absent' accounts have no secret
+    assert "vault coinex/main: ok" in out and "vault invex/main: ok" in out
+    assert "vault icrypex/absent: FAILED: credentials for icrypex/absent unavailable" in out
+    for fields in stack.credentials.values():
+        for value in fields.values():
+            assert value not in out
+
+
+async def _wait_healthy(http: httpx.AsyncClient, url: str, process: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.returncode is None, "signing-proxy serve exited early"
+        try:
+            if (await http.get(url)).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("proxy did not become healthy")
+
+
+@pytest.mark.asyncio(loop_scope="session")  # the simulated venues answer on the session loop
+async def test_serve_process_signs_and_stops_on_sigterm(stack: LocalStack) -> None:
+    port, admin = free_port(), free_port()
+    env = {
+        **os.environ,
+        "VAULT_TOKEN": stack.vault.root_token,
+        "SIGNING_PROXY_LISTEN__PORT": str(port),
+        "SIGNING_PROXY_ADMIN__PORT": str(admin),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "proxy",
+        "serve",
+        "--config",
+        str(stack.dir / "proxy.yaml"),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            await _wait_healthy(http, f"http://127.0.0.1:{admin}/healthz", process)
+            ready = await http.get(f"http://127.0.0.1:{admin}/readyz")
+            assert ready.status_code == 200 and ready.json()["checks"] == {"policies": True, "vault": True}
+            response = await http.get(
+                f"http://127.0.0.1:{port}/coinex/main/v2/assets/spot/balance", headers=stack.headers()
+            )
+            assert response.status_code == 200 and response.json()["code"] == 0
+            # The admin endpoints are never on the client port.
+            assert (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr_bytes = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0
+    stderr = stderr_bytes.decode()
+    assert any('"msg": "request"' in line and '"status": 200' in line for line in stderr.splitlines())
+    assert stack.clients["trader"].token not in stderr
+
+
+@pytest.mark.parametrize("bad", ["venues: {}\n", "venues: [\n"])
+def test_serve_refuses_bad_config(tmp_path, bad: str) -> None:
+    path = tmp_path / "proxy.yaml"
+    path.write_text(bad)
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "serve", "--config", str(path)], capture_output=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert str(path) in result.stderr.decode()
