@@ -25,6 +25,7 @@ from proxy.clock import Clock, SystemClock
 from proxy.config_errors import ConfigError
 from proxy.credentials.base import CredentialStore
 from proxy.credentials.vault import VaultStore, make_client
+from proxy.credentials.vault_auth import AppRoleLogin, ServiceAccountLogin, TokenLogin, VaultLogin
 from proxy.errors import BadRequest, BodyTooLarge, ProxyError, render_error
 from proxy.forward import Forwarder
 from proxy.hygiene import HeaderPolicy, response_headers
@@ -180,9 +181,33 @@ def build_store(settings: Settings, clock: Clock) -> VaultStore:
     vault = settings.vault
     if not vault.url:
         raise ConfigError(settings.source, "vault.url", "no Vault address (set vault.url or VAULT_ADDR)")
-    token = vault.auth.token or os.environ.get("VAULT_TOKEN")
-    client = make_client(vault.url, token, vault.timeout_s)
-    return VaultStore(client, clock, vault.kv_mount, vault.kv_prefix, vault.cache_ttl_s, vault.stale_grace_s)
+    client = make_client(vault.url, None, vault.timeout_s)
+    return VaultStore(
+        client,
+        clock,
+        vault.kv_mount,
+        vault.kv_prefix,
+        vault.cache_ttl_s,
+        vault.stale_grace_s,
+        login=build_login(settings),
+    )
+
+
+def build_login(settings: Settings) -> VaultLogin:
+    auth = settings.vault.auth
+    if auth.method == "token":
+        return TokenLogin(token_file=auth.token_file)
+    if auth.method == "approle":
+        role_id = auth.role_id or os.environ.get("VAULT_ROLE_ID")
+        if not role_id:
+            raise ConfigError(
+                settings.source, "vault.auth.role_id", "approle needs role_id (or VAULT_ROLE_ID)"
+            )
+        return AppRoleLogin(role_id, auth.secret_id_file, mount=auth.mount or "approle")
+    assert auth.role is not None  # validated in settings
+    return ServiceAccountLogin(
+        auth.role, auth.token_path, mount=auth.mount or auth.method, method=auth.method
+    )
 
 
 def create_app(
@@ -203,9 +228,13 @@ def create_app(
     limiter = MemoryLimiter(clock)
     pipeline = Pipeline(policies, venues, store, limiter, forwarder, clock, HeaderPolicy(owned_headers()))
 
+    async def startup() -> None:
+        await forwarder.start()
+        await store.start()
+
     async def shutdown() -> None:
         await forwarder.close()
         await limiter.close()
         await store.close()
 
-    return ProxyApp(pipeline, up.max_body_bytes, startup=forwarder.start, shutdown=shutdown)
+    return ProxyApp(pipeline, up.max_body_bytes, startup=startup, shutdown=shutdown)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from proxy.config_errors import ConfigError, from_validation_error
 from proxy.signers import SIGNERS
@@ -43,8 +43,22 @@ class AdminListen(_Strict):
 
 
 class VaultAuth(_Strict):
-    method: Literal["token"] = "token"
-    token: str | None = Field(default=None, repr=False)  # VAULT_TOKEN when unset
+    """See ``proxy.credentials.vault_auth``. Secrets (token, secret_id) come from files or
+    the environment, never from this file."""
+
+    method: Literal["token", "approle", "kubernetes", "jwt"] = "token"
+    token_file: str | None = None  # token method: else VAULT_TOKEN
+    role_id: str | None = None  # approle: else VAULT_ROLE_ID
+    secret_id_file: str | None = None  # approle: else VAULT_SECRET_ID
+    role: str | None = None  # kubernetes / jwt
+    token_path: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    mount: str | None = None  # auth mount path; default: the method's name
+
+    @model_validator(mode="after")
+    def _complete(self) -> VaultAuth:
+        if self.method in ("kubernetes", "jwt") and not self.role:
+            raise ValueError(f"vault.auth.role is required for method {self.method}")
+        return self
 
 
 class VaultSettings(_Strict):

@@ -110,7 +110,7 @@ class LocalStack:
             venues[name] = self._venue_config(scheme, upstream)
         self.venue_schemes = {name: config["scheme"] for name, config in venues.items()}
         config_path = self._write_files(venues)
-        settings = load_settings(config_path, environ={"VAULT_TOKEN": self.vault.root_token})
+        settings = load_settings(config_path, environ={})
         self.settings = settings
         self.app = create_app(settings)
         proxy = await BackgroundServer(data_plane_config(self.app, "127.0.0.1", free_port())).start()
@@ -128,9 +128,16 @@ class LocalStack:
         policies = self.dir / "policies"
         policies.mkdir()
         (policies / "demo.yaml").write_text(yaml.safe_dump(self.policy(), sort_keys=False))
+        token_file = self.dir / "vault-token"
+        token_file.write_text(self.vault.root_token)
+        token_file.chmod(0o600)
         config = {
             "listen": {"host": "127.0.0.1", "port": 0},
-            "vault": {"url": self.vault.url, "cache_ttl_s": 300},
+            "vault": {
+                "url": self.vault.url,
+                "cache_ttl_s": 300,
+                "auth": {"method": "token", "token_file": str(token_file)},
+            },
             "policies": "policies",
             "venues": venues,
             **self.extra_config,

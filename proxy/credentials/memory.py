@@ -25,5 +25,8 @@ class MemoryStore:
         except KeyError:
             raise CredentialsUnavailable(venue, account, "no secret stored") from None
 
+    async def start(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None

@@ -15,15 +15,17 @@ quote responses) are not chained into what we raise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import hvac
 import hvac.exceptions
-import requests
 
 from proxy.clock import Clock
 from proxy.credentials.base import Credentials
+from proxy.credentials.vault_auth import TokenKeeper, TokenLogin, VaultLogin
 from proxy.errors import CredentialsUnavailable
 
 log = logging.getLogger("signing_proxy.vault")
@@ -48,9 +50,12 @@ class VaultStore:
         kv_prefix: str = "signing-proxy",
         cache_ttl_s: float = 300,
         stale_grace_s: float = 900,
+        login: VaultLogin | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
+        self._keeper = TokenKeeper(client, login or TokenLogin(client.token), clock)
+        self._renewer: asyncio.Task[None] | None = None
         self._mount = kv_mount
         self._prefix = kv_prefix.strip("/")
         self._ttl = cache_ttl_s
@@ -108,23 +113,58 @@ class VaultStore:
         raise CredentialsUnavailable(venue, account, f"Vault unreachable ({why}) and no cached secret")
 
     def _read(self, venue: str, account: str) -> tuple[dict[str, str], int]:
+        self._keeper.ensure()
         try:
-            response = self._client.secrets.kv.v2.read_secret_version(
-                path=self.path(venue, account), mount_point=self._mount, raise_on_deleted_version=True
-            )
-        except hvac.exceptions.InvalidPath:
-            raise _Missing() from None
+            response = self._read_version(venue, account)
+        except hvac.exceptions.Forbidden:
+            # Expired or revoked token: log in again (if the method can) and read once more.
+            # A read is idempotent, so this retry is safe, unlike a venue request.
+            if not self._keeper.on_forbidden():
+                raise
+            response = self._read_version(venue, account)
         data = response["data"]
         fields = {str(k): str(v) for k, v in (data.get("data") or {}).items() if v is not None}
         return fields, int(data.get("metadata", {}).get("version", 0))
 
-    async def ping(self) -> bool:
+    def _read_version(self, venue: str, account: str) -> dict[str, Any]:
         try:
+            return self._client.secrets.kv.v2.read_secret_version(  # type: ignore[no-any-return]
+                path=self.path(venue, account), mount_point=self._mount, raise_on_deleted_version=True
+            )
+        except hvac.exceptions.InvalidPath:
+            raise _Missing() from None
+
+    async def ping(self) -> bool:
+        """Vault reachable and our token valid (readiness)."""
+        try:
+            await asyncio.to_thread(self._keeper.ensure)
             return bool(await asyncio.to_thread(self._client.is_authenticated))
-        except (requests.RequestException, hvac.exceptions.VaultError):
+        except Exception:  # unreachable, login refused, sealed: not ready, whatever the cause
             return False
 
+    async def start(self) -> None:
+        """Log in now (fail fast on bad auth config) and keep the token fresh in the background."""
+        try:
+            await asyncio.to_thread(self._keeper.ensure)
+        except Exception as exc:  # Vault may be down at start: reads retry; readiness says so
+            log.error("vault login failed at start", extra={"error": type(exc).__name__})
+        self._renewer = asyncio.create_task(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        while True:
+            wait = self._keeper.seconds_until_renewal()
+            await asyncio.sleep(60 if wait is None else max(wait, 1))
+            try:
+                await asyncio.to_thread(self._keeper.ensure)
+            except Exception as exc:
+                log.error("vault token renewal failed", extra={"error": type(exc).__name__})
+
     async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
         await asyncio.to_thread(self._client.adapter.close)
 
 
