@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import uvicorn
 
 from proxy.admin import create_admin_app
 from proxy.app import ProxyApp
+from proxy.reload import Reloader
 from proxy.server import GuardedHttpToolsProtocol, ProxyServer, QuietServer
 from proxy.settings import Settings
 
 
-def data_plane_config(app: ProxyApp, host: str, port: int) -> uvicorn.Config:
+def data_plane_config(app: ProxyApp, host: str, port: int, drain_timeout_s: int = 10) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
@@ -23,12 +25,18 @@ def data_plane_config(app: ProxyApp, host: str, port: int) -> uvicorn.Config:
         access_log=False,  # our own request log replaces it
         server_header=False,
         date_header=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=drain_timeout_s,  # SIGTERM: in-flight requests get this long
     )
 
 
 async def serve(settings: Settings, app: ProxyApp) -> None:
-    main = ProxyServer(data_plane_config(app, settings.listen.host, settings.listen.port))
+    config = data_plane_config(app, settings.listen.host, settings.listen.port, settings.drain_timeout_s)
+    main = ProxyServer(config)
+    reloader = Reloader(app.pipeline, settings)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload)
+    watcher = (
+        asyncio.create_task(reloader.watch(settings.watch_interval_s)) if settings.watch_interval_s else None
+    )
     admin_app = create_admin_app(app.pipeline)
     admin = QuietServer(  # the data-plane server owns the signal handlers
         uvicorn.Config(
@@ -41,3 +49,5 @@ async def serve(settings: Settings, app: ProxyApp) -> None:
     finally:
         admin.should_exit = True
         await admin_task
+        if watcher is not None:
+            watcher.cancel()

@@ -117,6 +117,8 @@ class Settings(_Strict):
     rate_limits: RateLimitSettings = RateLimitSettings()
     policies: Path = Path("policies")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    watch_interval_s: float = Field(default=2.0, ge=0)  # poll config+policies for changes; 0: SIGHUP only
+    drain_timeout_s: int = Field(default=10, ge=1)  # on SIGTERM, finish in-flight requests this long
     venues: dict[str, VenueSettings] = Field(min_length=1)
     source: str = "<settings>"
 
