@@ -29,6 +29,7 @@ from proxy.credentials.vault_auth import AppRoleLogin, ServiceAccountLogin, Toke
 from proxy.errors import BadRequest, BodyTooLarge, ProxyError, render_error
 from proxy.forward import Forwarder
 from proxy.hygiene import HeaderPolicy, response_headers
+from proxy.metrics import Metrics
 from proxy.pipeline import Audit, Incoming, Pipeline, Venue
 from proxy.policy import PolicySet
 from proxy.policy_loader import load_policies
@@ -53,8 +54,10 @@ class ProxyApp:
         max_body_bytes: int,
         startup: Callable[[], Awaitable[None]] | None = None,
         shutdown: Callable[[], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.metrics = metrics or Metrics.disabled()
         self.max_body_bytes = max_body_bytes
         self._startup = startup
         self._shutdown = shutdown
@@ -89,7 +92,9 @@ class ProxyApp:
         out_headers = [(k, v) for k, v in out_headers if k != "x-request-id"]
         out_headers.append(("x-request-id", request_id))
         await _respond(send, status, out_headers, b"" if request.method == "HEAD" else body)
-        _log_request(request, request_id, audit, status, code, started)
+        total_s = time.perf_counter() - started
+        _log_request(request, request_id, audit, status, code, total_s)
+        _record(self.metrics, audit, code, total_s)
 
     async def _read_body(self, request: Incoming, receive: Receive) -> bytes:
         declared = request.header("content-length")
@@ -144,8 +149,22 @@ async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body
     await send({"type": "http.response.body", "body": body})
 
 
+def _record(metrics: Metrics, audit: Audit, code: str | None, total_s: float) -> None:
+    upstream_s = (audit.upstream_ms or 0) / 1000
+    metrics.request(audit.venue, audit.account, code or "forwarded")
+    metrics.added(audit.venue, total_s - upstream_s)
+    if audit.decision is not None:
+        metrics.decision(code != "policy_denied", audit.rule)
+    if audit.limit is not None and code == "rate_limited":
+        metrics.limited(audit.limit)
+    if audit.scheme is not None and audit.sign_ms is not None:
+        metrics.signed(audit.scheme, audit.sign_ms / 1000)
+    if audit.upstream_status is not None and audit.venue is not None:
+        metrics.upstream(audit.venue, audit.upstream_status, upstream_s)
+
+
 def _log_request(
-    request: Incoming, request_id: str, audit: Audit, status: int, code: str | None, started: float
+    request: Incoming, request_id: str, audit: Audit, status: int, code: str | None, total_s: float
 ) -> None:
     log.info(
         "request",
@@ -162,7 +181,8 @@ def _log_request(
             "error": code,
             "upstream_status": audit.upstream_status,
             "upstream_ms": audit.upstream_ms,
-            "total_ms": round((time.perf_counter() - started) * 1000, 3),
+            "sign_ms": audit.sign_ms,
+            "total_ms": round(total_s * 1000, 3),
         },
     )
 
@@ -177,7 +197,7 @@ def build_venues(settings: Settings) -> dict[str, Venue]:
     return venues
 
 
-def build_store(settings: Settings, clock: Clock) -> VaultStore:
+def build_store(settings: Settings, clock: Clock, metrics: Metrics | None = None) -> VaultStore:
     vault = settings.vault
     if not vault.url:
         raise ConfigError(settings.source, "vault.url", "no Vault address (set vault.url or VAULT_ADDR)")
@@ -190,6 +210,7 @@ def build_store(settings: Settings, clock: Clock) -> VaultStore:
         vault.cache_ttl_s,
         vault.stale_grace_s,
         login=build_login(settings),
+        metrics=metrics,
     )
 
 
@@ -216,13 +237,15 @@ def create_app(
     store: CredentialStore | None = None,
     clock: Clock | None = None,
     policies: PolicySet | None = None,
+    metrics: Metrics | None = None,
 ) -> ProxyApp:
     """Wire the data plane from settings. Config and policy errors raise ``ConfigError`` here."""
     clock = clock or SystemClock()
+    metrics = metrics or Metrics()
     venues = build_venues(settings)
     if policies is None:
         policies = load_policies(settings.policies, venues=venues)
-    store = store if store is not None else build_store(settings, clock)
+    store = store if store is not None else build_store(settings, clock, metrics)
     up = settings.upstream
     forwarder = Forwarder(up.connect_timeout_s, up.timeout_s, up.max_connections, up.retry_idempotent)
     limiter = MemoryLimiter(clock)
@@ -237,4 +260,4 @@ def create_app(
         await limiter.close()
         await store.close()
 
-    return ProxyApp(pipeline, up.max_body_bytes, startup=startup, shutdown=shutdown)
+    return ProxyApp(pipeline, up.max_body_bytes, startup=startup, shutdown=shutdown, metrics=metrics)

@@ -66,9 +66,12 @@ class Audit:
     account: str | None = None
     path: str | None = None
     decision: str | None = None
+    rule: str | None = None  # the rule that decided (bounded: a metric label)
+    scheme: str | None = None
     limit: str | None = None
     upstream_status: int | None = None
     upstream_ms: float | None = None
+    sign_ms: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -99,7 +102,7 @@ class Pipeline:
         audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
         venue = self._venue(route)
         decision = decide(client, route.venue, route.account, request.method, route.upstream_path)
-        audit.decision = decision.reason
+        audit.decision, audit.rule = decision.reason, decision.rule
         if not decision.allowed:
             raise PolicyDenied(decision.reason)
         await self._admit(policies, client.name, client.rate_limit, route, audit)
@@ -141,6 +144,8 @@ class Pipeline:
         self, venue: Venue, outgoing: OutgoingRequest, creds: Credentials, ctx: SignContext, audit: Audit
     ) -> UpstreamReply:
         send = partial(self._send, venue, audit)
+        audit.scheme = venue.signer.scheme
+        started = self.clock.monotonic()
         try:
             return await venue.signer.flow(outgoing, creds, ctx, send)
         except ProxyError:
@@ -149,6 +154,10 @@ class Pipeline:
             # The library exception may quote key bytes: log its class only, render a fixed text.
             log.error("signer failed", extra={"scheme": venue.signer.scheme, "error": type(exc).__name__})
             raise SigningFailed(venue.signer.scheme) from None
+        finally:
+            # Signing time = the flow's time minus the venue round trips it made.
+            flow_ms = (self.clock.monotonic() - started) * 1000
+            audit.sign_ms = round(max(0.0, flow_ms - (audit.upstream_ms or 0)), 3)
 
     async def _send(self, venue: Venue, audit: Audit, request: OutgoingRequest) -> UpstreamReply:
         origin = request.origin or venue.origin

@@ -37,7 +37,7 @@ async def serve(settings: Settings, app: ProxyApp) -> None:
     watcher = (
         asyncio.create_task(reloader.watch(settings.watch_interval_s)) if settings.watch_interval_s else None
     )
-    admin_app = create_admin_app(app.pipeline)
+    admin_app = create_admin_app(app.pipeline, app.metrics)
     admin = QuietServer(  # the data-plane server owns the signal handlers
         uvicorn.Config(
             admin_app, host=settings.admin.host, port=settings.admin.port, log_config=None, access_log=False

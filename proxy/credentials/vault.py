@@ -27,6 +27,7 @@ from proxy.clock import Clock
 from proxy.credentials.base import Credentials
 from proxy.credentials.vault_auth import TokenKeeper, TokenLogin, VaultLogin
 from proxy.errors import CredentialsUnavailable
+from proxy.metrics import Metrics
 
 log = logging.getLogger("signing_proxy.vault")
 
@@ -51,8 +52,10 @@ class VaultStore:
         cache_ttl_s: float = 300,
         stale_grace_s: float = 900,
         login: VaultLogin | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._client = client
+        self._metrics = metrics or Metrics.disabled()
         self._clock = clock
         self._keeper = TokenKeeper(client, login or TokenLogin(client.token), clock)
         self._renewer: asyncio.Task[None] | None = None
@@ -70,6 +73,7 @@ class VaultStore:
         key = (venue, account)
         entry = self._cache.get(key)
         if entry is not None and self._clock.monotonic() - entry.fetched_at < self._ttl:
+            self._metrics.vault_lookup("hit")
             return entry.creds
         inflight = self._inflight.get(key)
         if inflight is not None:
@@ -91,10 +95,12 @@ class VaultStore:
         try:
             fields, version = await asyncio.to_thread(self._read, venue, account)
         except _Missing:
+            self._metrics.vault_lookup("missing")
             self._cache.pop((venue, account), None)
             raise CredentialsUnavailable(venue, account, "no secret at the configured Vault path") from None
         except Exception as exc:  # unreachable, 5xx, permission, token expired
             return self._stale_or_fail(venue, account, entry, type(exc).__name__)
+        self._metrics.vault_lookup("read")
         creds = Credentials(fields, version)
         if entry is not None and entry.creds.version != version:
             log.info("vault secret rotated", extra={"venue": venue, "account": account, "version": version})
@@ -104,11 +110,13 @@ class VaultStore:
     def _stale_or_fail(self, venue: str, account: str, entry: _Entry | None, why: str) -> Credentials:
         age = None if entry is None else self._clock.monotonic() - entry.fetched_at
         if entry is not None and age is not None and age < self._ttl + self._grace:
+            self._metrics.vault_lookup("stale")
             log.warning(
                 "vault unreachable, serving cached secret",
                 extra={"venue": venue, "account": account, "error": why, "age_s": round(age, 1)},
             )
             return entry.creds
+        self._metrics.vault_lookup("error")
         log.error("vault unreachable", extra={"venue": venue, "account": account, "error": why})
         raise CredentialsUnavailable(venue, account, f"Vault unreachable ({why}) and no cached secret")
 

@@ -66,11 +66,34 @@ async def test_serve_process_signs_and_stops_on_sigterm(stack: LocalStack) -> No
         async with httpx.AsyncClient(timeout=10) as http:
             await _wait_healthy(http, f"http://127.0.0.1:{admin}/healthz", process)
             ready = await http.get(f"http://127.0.0.1:{admin}/readyz")
-            assert ready.status_code == 200 and ready.json()["checks"] == {"policies": True, "vault": True}
+            checks = ready.json()["checks"]
+            # Not ready, and it says why: the stack declares accounts with no secret in Vault.
+            assert ready.status_code == 503 and checks["policies"] and checks["vault"]
+            assert checks["secrets"]["coinex/main"] == "ok"
+            assert "no secret" in checks["secrets"]["icrypex/absent"]
+            assert checks["secrets"]["coinex/incomplete"] != "ok"
             response = await http.get(
                 f"http://127.0.0.1:{port}/coinex/main/v2/assets/spot/balance", headers=stack.headers()
             )
             assert response.status_code == 200 and response.json()["code"] == 0
+            denied = await http.get(
+                f"http://127.0.0.1:{port}/coinex/main/v2/x/withdraw", headers=stack.headers()
+            )
+            assert denied.status_code == 403
+            metrics = (await http.get(f"http://127.0.0.1:{admin}/metrics")).text
+            assert (
+                'signing_proxy_requests_total{account="main",outcome="forwarded",venue="coinex"} 1.0'
+                in metrics
+            )
+            assert (
+                'signing_proxy_policy_decisions_total{result="deny",rule="trader.deny[0] in demo.yaml"} 1.0'
+                in metrics
+            )
+            assert 'signing_proxy_upstream_responses_total{status_class="2xx",venue="coinex"} 1.0' in metrics
+            assert "signing_proxy_added_latency_seconds_bucket" in metrics
+            assert 'signing_proxy_signing_seconds_count{scheme="coinex"} 1.0' in metrics
+            assert 'signing_proxy_vault_lookups_total{result="read"}' in metrics
+            assert "/v2/" not in metrics and stack.clients["trader"].token not in metrics
             # The admin endpoints are never on the client port.
             assert (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 401
     finally:

@@ -1,0 +1,130 @@
+"""Prometheus metrics, all in one place, on an injected registry.
+
+Label values are bounded by construction: venue and account names come from the config,
+client names and rule names from the policy files, limit names from both, error codes
+from ``proxy.errors``, schemes from the signer registry, status as a class (``2xx``).
+Nothing a client sends (paths, headers, ids) ever becomes a label.
+
+Components record through small methods (``Metrics.request(...)``); code that has no
+metrics (tests, benchmarks) uses ``Metrics.disabled()``, whose methods do nothing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Proxy-added latency targets are sub-millisecond: resolve down to 100 us.
+_FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_UPSTREAM = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "signing_proxy_requests",
+            "Requests by venue, account and outcome (forwarded or an error code).",
+            ["venue", "account", "outcome"],
+            registry=r,
+        )
+        self.upstream_status = Counter(
+            "signing_proxy_upstream_responses",
+            "Venue answers by status class.",
+            ["venue", "status_class"],
+            registry=r,
+        )
+        self.added_latency = Histogram(
+            "signing_proxy_added_latency_seconds",
+            "Time spent in the proxy, excluding the venue.",
+            ["venue"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "signing_proxy_upstream_latency_seconds",
+            "Time waiting for the venue.",
+            ["venue"],
+            buckets=_UPSTREAM,
+            registry=r,
+        )
+        self.signing = Histogram(
+            "signing_proxy_signing_seconds",
+            "Signing duration by scheme (excluding venue round trips).",
+            ["scheme"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "signing_proxy_policy_decisions",
+            "Policy decisions by result and rule.",
+            ["result", "rule"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "signing_proxy_rate_limited",
+            "Requests refused by a rate limit, by limit.",
+            ["limit"],
+            registry=r,
+        )
+        self.sessions = Counter(
+            "signing_proxy_venue_sessions",
+            "Venue session events (login, refresh, replay) by result.",
+            ["venue", "event", "result"],
+            registry=r,
+        )
+        self.vault = Counter(
+            "signing_proxy_vault_lookups",
+            "Credential lookups by result (hit, read, stale, error, missing).",
+            ["result"],
+            registry=r,
+        )
+
+    def request(self, venue: str | None, account: str | None, outcome: str) -> None:
+        self.requests.labels(venue or "-", account or "-", outcome).inc()
+
+    def upstream(self, venue: str, status: int, upstream_s: float) -> None:
+        self.upstream_status.labels(venue, f"{status // 100}xx").inc()
+        self.upstream_latency.labels(venue).observe(upstream_s)
+
+    def added(self, venue: str | None, seconds: float) -> None:
+        self.added_latency.labels(venue or "-").observe(max(seconds, 0.0))
+
+    def signed(self, scheme: str, seconds: float) -> None:
+        self.signing.labels(scheme).observe(max(seconds, 0.0))
+
+    def decision(self, allowed: bool, rule: str | None) -> None:
+        self.decisions.labels("allow" if allowed else "deny", rule or "none").inc()
+
+    def limited(self, limit: str) -> None:
+        self.rate_limited.labels(limit).inc()
+
+    def session(self, venue: str, event: str, result: str) -> None:
+        self.sessions.labels(venue, event, result).inc()
+
+    def vault_lookup(self, result: str) -> None:
+        self.vault.labels(result).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    @classmethod
+    def disabled(cls) -> Metrics:
+        return _Disabled()
+
+
+class _Disabled(Metrics):
+    def __init__(self) -> None:  # no registry, no collectors
+        self.registry = CollectorRegistry()
+
+    def request(self, venue: str | None, account: str | None, outcome: str) -> None: ...
+    def upstream(self, venue: str, status: int, upstream_s: float) -> None: ...
+    def added(self, venue: str | None, seconds: float) -> None: ...
+    def signed(self, scheme: str, seconds: float) -> None: ...
+    def decision(self, allowed: bool, rule: str | None) -> None: ...
+    def limited(self, limit: str) -> None: ...
+    def session(self, venue: str, event: str, result: str) -> None: ...
+    def vault_lookup(self, result: str) -> None: ...
