@@ -40,10 +40,10 @@ def find_bao() -> str:
 
 
 class DevVault:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, root_token: str | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.root_token = "dev-" + secrets.token_hex(16)
+        self.root_token = root_token or "dev-" + secrets.token_hex(16)
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
 
