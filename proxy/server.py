@@ -4,7 +4,8 @@ uvicorn's httptools protocol keeps only the path of an absolute-form request tar
 (``GET http://evil.example/x``), which would make such a request look like an ordinary
 one. DESIGN.md says absolute-form targets are refused, so this protocol puts the raw
 target back into ``raw_path``, where ``proxy.routing`` rejects anything that does not
-start with ``/``. (uvicorn's h11 protocol already keeps the raw target.)
+start with ``/``. (uvicorn's h11 protocol already keeps the raw target.) It also bounds
+the total size and the number of request header fields, which httptools does not.
 """
 
 from __future__ import annotations
@@ -19,7 +20,25 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
+# httptools itself bounds neither the size nor the number of header fields, and every
+# header we keep may travel to the venue: refuse what no trading client needs.
+MAX_HEADER_BYTES = 32 * 1024
+MAX_HEADER_COUNT = 100
+REFUSED = "signing_proxy.refused"  # scope key: why the edge refuses this request
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > MAX_HEADER_BYTES or len(self.headers) >= MAX_HEADER_COUNT:
+            self.scope[REFUSED] = "request headers too large"  # type: ignore[literal-required]
+            return  # not stored: it can never be forwarded
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         absolute_form = not self.url.startswith(b"/")
         super().on_headers_complete()

@@ -8,6 +8,7 @@ import pytest_asyncio
 
 from proxy.devvault import free_port
 from proxy.stack import LocalStack
+from tests.integration.faultserver import FaultServer, self_signed_context
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -17,11 +18,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="session")
-async def stack():
+async def faulty():
+    server = await FaultServer().start()
+    yield server
+    await server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def untrusted_tls():
+    server = await FaultServer(self_signed_context()).start()
+    yield server
+    await server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def stack(faulty: FaultServer, untrusted_tls: FaultServer):
     dead = free_port()  # nothing listens here: an unreachable venue
     async with LocalStack(
         unseeded_accounts=("incomplete", "absent"),
-        extra_venues={"coinex-dead": ("coinex", f"http://127.0.0.1:{dead}")},
+        extra_venues={
+            "coinex-dead": ("coinex", f"http://127.0.0.1:{dead}"),
+            "coinex-faulty": ("coinex", faulty.url),
+            "coinex-tls": ("coinex", untrusted_tls.url),  # a certificate nobody trusts
+        },
         extra_config={"upstream": {"timeout_s": 2, "connect_timeout_s": 1}},
     ) as running:
         yield running
