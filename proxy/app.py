@@ -34,6 +34,7 @@ from proxy.pipeline import Audit, Incoming, Pipeline, Venue
 from proxy.policy import PolicySet
 from proxy.policy_loader import load_policies
 from proxy.ratelimit import MemoryLimiter
+from proxy.server import REFUSED
 from proxy.settings import Settings, validate_scheme_options
 from proxy.signers import SIGNERS, owned_headers
 
@@ -83,6 +84,8 @@ class ProxyApp:
         request_id = _request_id(request.header("x-request-id"))
         audit = Audit()
         try:
+            if scope.get(REFUSED):
+                raise BadRequest(scope[REFUSED])
             reply = await self.pipeline.handle(request, lambda: self._read_body(request, receive), audit)
             status, out_headers, body = reply.status, response_headers(reply.headers), reply.body
             code = None
