@@ -1,4 +1,7 @@
-"""``signing-proxy serve | check | demo``. Builds settings from arguments; no import-time side effects."""
+"""``signing-proxy serve | check | demo | policy test | policy explain``.
+
+Builds settings from arguments; no import-time side effects.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,14 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from proxy.config_errors import ConfigError
 from proxy.errors import CredentialsUnavailable
+
+if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
+    from proxy.pipeline import Venue
+    from proxy.settings import Settings
 
 DEFAULT_CONFIG = "proxy.yaml"
 
@@ -43,7 +51,31 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole stack locally and tour it")
     demo.add_argument("--keep-running", action="store_true", help="leave the stack up after the tour")
     demo.set_defaults(func=_demo)
+
+    _policy_parsers(sub.add_parser("policy", help="test and explain policy decisions"))
     return parser
+
+
+def _policy_parsers(policy: argparse.ArgumentParser) -> None:
+    sub = policy.add_subparsers(dest="policy_command", required=True)
+    where = "policies from --policies DIR, else from --config (default $SIGNING_PROXY_CONFIG or proxy.yaml)"
+
+    test = sub.add_parser("test", help="check a table of cases against the policies", description=where)
+    test.add_argument("cases", help="cases YAML (docs/policies.md)")
+    test.set_defaults(func=_policy_test)
+
+    explain = sub.add_parser("explain", help="print the decision for one request", description=where)
+    explain.add_argument("--client", required=True, help="client name as in the policy files")
+    explain.add_argument("--venue", required=True)
+    explain.add_argument("--account", required=True)
+    explain.add_argument("--method", required=True, type=str.upper)
+    explain.add_argument("--path", required=True, help="upstream path, may carry ?query")
+    explain.add_argument("--body", default="", help="request body, e.g. a JSON object")
+    explain.set_defaults(func=_policy_explain)
+    for command in (test, explain):
+        group = command.add_mutually_exclusive_group()
+        group.add_argument("--config", help="proxy config: its policies directory and venue schemes")
+        group.add_argument("--policies", help="policy directory (venue names are taken as scheme names)")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -60,23 +92,29 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from proxy.app import build_store, build_venues
+    from proxy.app import build_venues
+    from proxy.policy_cases import report_mode_notes
     from proxy.policy_loader import load_policies
+    from proxy.ratelimit_gate import build_rate_limits
     from proxy.settings import load_settings
 
     settings = load_settings(args.config)
     venues = build_venues(settings)
     policies = load_policies(settings.policies, venues=venues)
+    build_rate_limits(settings)  # venue profiles and overrides: errors name the file and field
     print(f"config {settings.source}: ok ({len(venues)} venues)")
     print(
         f"policies {settings.policies}: ok ({len(policies.clients)} clients in {len(policies.sources)} files)"
     )
+    for note in report_mode_notes(policies):
+        print(f"policies: note: {note} (denials are only logged)")
     if not args.vault:
         return 0
-    return asyncio.run(_check_vault(settings, venues, build_store))
+    return asyncio.run(_check_vault(settings, venues))
 
 
-async def _check_vault(settings, venues, build_store) -> int:  # type: ignore[no-untyped-def]
+async def _check_vault(settings: Settings, venues: dict[str, Venue]) -> int:
+    from proxy.app import build_store
     from proxy.clock import SystemClock
     from proxy.credentials.base import require_fields
 
@@ -95,6 +133,33 @@ async def _check_vault(settings, venues, build_store) -> int:  # type: ignore[no
     finally:
         await store.close()
     return 1 if failures else 0
+
+
+def _policy_test(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from proxy.policy_cases import load_cases, load_world, print_results, run_cases
+
+    cases = load_cases(args.cases)
+    policies = args.policies
+    if policies is None and args.config is None and cases.policies is not None:
+        policies = Path(args.cases).parent / cases.policies
+    world = load_world(args.config or _default_config(), policies, cases.schemes)
+    return print_results(run_cases(world, cases, args.cases), sys.stdout)
+
+
+def _policy_explain(args: argparse.Namespace) -> int:
+    from proxy.policy_cases import evaluate, load_world, print_explanation
+
+    world = load_world(args.config or _default_config(), args.policies)
+    client = world.client(args.client, args.policies or args.config or _default_config(), "--client")
+    body = args.body.encode()
+    decision = evaluate(world, client, args.venue, args.account, args.method, args.path, body)
+    return print_explanation(world, decision, args.venue, args.method, args.path, sys.stdout)
+
+
+def _default_config() -> str:
+    return os.environ.get("SIGNING_PROXY_CONFIG", DEFAULT_CONFIG)
 
 
 def _demo(args: argparse.Namespace) -> int:

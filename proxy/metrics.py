@@ -64,6 +64,12 @@ class Metrics:
             ["result", "rule"],
             registry=r,
         )
+        self.would_deny = Counter(
+            "signing_proxy_policy_would_deny",
+            "Requests a report-mode rule let through but would deny.",
+            ["rule"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "signing_proxy_rate_limited",
             "Requests refused by a rate limit, by limit.",
@@ -99,6 +105,9 @@ class Metrics:
     def decision(self, allowed: bool, rule: str | None) -> None:
         self.decisions.labels("allow" if allowed else "deny", rule or "none").inc()
 
+    def reported(self, rule: str | None) -> None:
+        self.would_deny.labels(rule or "none").inc()
+
     def limited(self, limit: str) -> None:
         self.rate_limited.labels(limit).inc()
 
@@ -125,6 +134,7 @@ class _Disabled(Metrics):
     def added(self, venue: str | None, seconds: float) -> None: ...
     def signed(self, scheme: str, seconds: float) -> None: ...
     def decision(self, allowed: bool, rule: str | None) -> None: ...
+    def reported(self, rule: str | None) -> None: ...
     def limited(self, limit: str) -> None: ...
     def session(self, venue: str, event: str, result: str) -> None: ...
     def vault_lookup(self, result: str) -> None: ...

@@ -7,12 +7,25 @@ and path. Deny wins over allow; no matching allow rule is a denial (deny by defa
 Globs (DESIGN.md): ``*`` matches within one path segment, ``**`` across segments;
 matching is on the raw path (no query), case-sensitive. Venue and account patterns use
 the same ``*``. Rules are compiled to regular expressions once, at load.
+
+Trading-aware rules (``docs/policies.md``): an allow rule may also constrain request fields
+(``proxy.policy_fields``). Deciding takes two steps so that the body is read only when it
+matters: ``decide`` looks at the path alone and either settles the request or returns a
+``Decision`` with ``pending`` set; ``decide_fields`` finishes it with the request's fields.
+The first allow rule whose path matches *and* whose constraints pass allows.
+
+Report mode (``mode: report`` on a client or a rule) is computed as two outcomes: what
+enforcing every rule would say, and what enforcing only the ``enforce`` rules says. When
+the first denies and the second allows, the request goes through and the decision carries
+``would_deny``: the reason it will be refused once the rule is enforced.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from proxy.policy_fields import Constraints, RequestFields, parse_request_fields
 
 
 def compile_glob(pattern: str) -> re.Pattern[str]:
@@ -37,6 +50,8 @@ class Rule:
     methods: frozenset[str] | None  # None: any method
     paths: tuple[re.Pattern[str], ...]
     summary: str
+    report: bool = False  # effective mode: the rule's own, else its client's
+    constraints: Constraints | None = None  # allow rules only; None: the path decides
 
     def matches(self, venue: str, account: str, method: str, path: str) -> bool:
         return (
@@ -53,6 +68,7 @@ class Client:
     source: str
     token_sha256: str | None = None
     loopback: bool = False
+    report: bool = False  # client mode: a request no allow rule matches is only reported
     rate_limit: RateSpec | None = None
     allow: tuple[Rule, ...] = ()
     deny: tuple[Rule, ...] = ()
@@ -62,10 +78,23 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
+class Pending:
+    """What ``decide_fields`` needs after ``decide`` found constrained allow rules."""
+
+    venue: str
+    method: str
+    path: str
+    candidates: tuple[Rule, ...]  # path-matching allow rules, up to the first unconstrained one
+    shadow: str | None = None  # a report-mode deny rule matched: enforcing would deny
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
     reason: str
     rule: str | None = None
+    would_deny: str | None = None  # report mode: let through, but enforcing would deny for this
+    pending: Pending | None = None  # fields not checked yet; ``allowed`` is False until they are
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +107,96 @@ class PolicySet:
 
 
 def decide(client: Client, venue: str, account: str, method: str, path: str) -> Decision:
-    """The policy decision for one request. Pure; deny wins; default deny."""
+    """The path-level decision. Pure; deny wins; default deny; no body needed.
+
+    Settles the request unless a path-matching allow rule constrains fields: then the
+    result has ``pending`` set and ``decide_fields`` must finish it.
+    """
+    shadow = None
     for rule in client.deny:
         if rule.matches(venue, account, method, path):
-            return Decision(False, f"deny rule {rule.name} matches ({rule.summary})", rule.name)
+            reason = f"deny rule {rule.name} matches ({rule.summary})"
+            if not rule.report:
+                return Decision(False, reason, rule.name)
+            shadow = shadow or reason
+    candidates: list[Rule] = []
     for rule in client.allow:
         if rule.matches(venue, account, method, path):
-            return Decision(True, f"allow rule {rule.name} matches ({rule.summary})", rule.name)
-    return Decision(
-        False,
-        f"no allow rule for client {client.name} matches {method} {path} on {venue}/{account}",
-    )
+            candidates.append(rule)
+            if rule.constraints is None:
+                break
+    if not candidates:
+        default = f"no allow rule for client {client.name} matches {method} {path} on {venue}/{account}"
+        if client.report:
+            return _settle(
+                Decision(False, shadow or default), Decision(True, f"client {client.name} is in report mode")
+            )
+        return Decision(False, default)
+    if candidates[0].constraints is None:
+        allowed = _allowed(candidates[0])
+        return _settle(Decision(False, shadow) if shadow else allowed, allowed)
+    pending = Pending(venue, method, path, tuple(candidates), shadow)
+    return Decision(False, "request fields not checked yet", pending=pending)
+
+
+def decide_fields(decision: Decision, fields: RequestFields, scheme: str | None = None) -> Decision:
+    """Finish a pending decision with the request's fields. ``scheme`` names the venue's
+    order field names for ``notional`` (default: the venue name)."""
+    pending = decision.pending
+    if pending is None:
+        return decision
+    scheme = scheme or pending.venue
+    passed: Decision | None = None  # the first rule whose constraints pass
+    reported: Decision | None = None  # the first report-mode rule that failed: lets it through
+    denials: list[Decision] = []  # failures in rule order, enforce and report alike
+    refused: Decision | None = None  # the first failure of an enforce-mode rule
+    for rule in pending.candidates:
+        failure = None
+        if rule.constraints is not None:
+            failure = rule.constraints.check(fields, scheme, pending.method, pending.path)
+        if failure is None:
+            passed = _allowed(rule)
+            break
+        denial = Decision(False, f"allow rule {rule.name} matches the path but {failure}", rule.name)
+        denials.append(denial)
+        if rule.report:
+            reported = reported or Decision(True, f"allow rule {rule.name} is in report mode", rule.name)
+        else:
+            refused = refused or denial
+    # Enforcing every rule: the first passing rule allows, else the first failure denies.
+    enforced = passed or denials[0]
+    if pending.shadow is not None:
+        enforced = Decision(False, pending.shadow)
+    # Enforcing only enforce-mode rules: a failed report-mode rule before any pass lets it through.
+    actual = reported or passed or refused or enforced
+    return _settle(enforced, actual)
+
+
+def decide_request(
+    client: Client,
+    venue: str,
+    account: str,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    scheme: str | None = None,
+) -> Decision:
+    """Both steps for one request (``policy test``, ``policy explain``); ``target`` may carry a query."""
+    path, _, query = target.partition("?")
+    decision = decide(client, venue, account, method, path)
+    if decision.pending is None:
+        return decision
+    return decide_fields(decision, parse_request_fields(query, body), scheme)
+
+
+def _allowed(rule: Rule) -> Decision:
+    return Decision(True, f"allow rule {rule.name} matches ({rule.summary})", rule.name)
+
+
+def _settle(enforced: Decision, actual: Decision) -> Decision:
+    """Enforced allows: allow. Only report-mode rules deny: allow, carrying ``would_deny``."""
+    if enforced.allowed:
+        return enforced
+    if actual.allowed:
+        return replace(actual, would_deny=enforced.reason)
+    return actual

@@ -3,23 +3,40 @@
 Model: smokescreen ``yaml_loader.go``. Every file must say ``version: 1``. A malformed
 file stops startup with a ``ConfigError`` naming the file and the field. Files are read
 in name order; client names and token hashes must be unique across the directory.
+
+Field constraints (``fields``, ``notional``) and ``mode`` are compiled here, once, into
+``proxy.policy_fields`` objects; the venues' order field names for ``notional`` come from
+``proxy.order_fields``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from proxy.config_errors import ConfigError, from_validation_error
+from proxy.order_fields import FieldName, load_order_fields
 from proxy.policy import Client, PolicySet, RateSpec, Rule, compile_glob
+from proxy.policy_fields import Bounds, Constraints, FieldRange, Notional, OneOf
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DECIMAL = re.compile(r"-?\d+(\.\d+)?\Z")
 
 
 class _Strict(BaseModel):
@@ -31,11 +48,55 @@ class RateLimitModel(_Strict):
     burst: float = Field(ge=1)
 
 
+def _decimal(value: Any) -> Decimal:
+    # YAML reads 0.1 as a binary float: a bound must be an integer or a quoted decimal.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, str) and _DECIMAL.match(value):
+        return Decimal(value)
+    raise ValueError('must be an integer or a quoted decimal such as "0.5" (YAML floats are inexact)')
+
+
+DecimalBound = Annotated[Decimal, PlainValidator(_decimal)]
+Mode = Literal["enforce", "report"]
+
+
+class BoundsModel(_Strict):
+    min: DecimalBound | None = None
+    max: DecimalBound | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BoundsModel:
+        if self.min is None and self.max is None:
+            raise ValueError("needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class FieldModel(_Strict):
+    """``{in: [...]}`` (text values) or ``{min: .., max: ..}`` (decimal bounds), not both."""
+
+    one_of: list[StrictStr] | None = Field(default=None, alias="in", min_length=1)
+    min: DecimalBound | None = None
+    max: DecimalBound | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FieldModel:
+        bounded = self.min is not None or self.max is not None
+        if (self.one_of is None) == (not bounded):
+            raise ValueError("give either 'in' or 'min'/'max'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
 class RuleModel(_Strict):
     venue: str = "*"
     accounts: list[str] = ["*"]
     methods: list[str] | None = None
     paths: list[str] = Field(min_length=1)
+    mode: Mode | None = None  # None: the client's mode
 
     @field_validator("methods")
     @classmethod
@@ -57,11 +118,19 @@ class RuleModel(_Strict):
         return value
 
 
+class AllowRuleModel(RuleModel):
+    """Deny rules stay path-only: a constraint on a deny rule would read as an allowlist."""
+
+    fields: dict[FieldName, FieldModel] = {}
+    notional: BoundsModel | None = None
+
+
 class ClientModel(_Strict):
     token_sha256: str | None = None
     loopback: bool = False
+    mode: Mode = "enforce"
     rate_limit: RateLimitModel | None = None
-    allow: list[RuleModel] = []
+    allow: list[AllowRuleModel] = []
     deny: list[RuleModel] = []
 
     @field_validator("token_sha256")
@@ -142,9 +211,10 @@ class _Builder:
             source=str(path),
             token_sha256=model.token_sha256,
             loopback=model.loopback,
+            report=model.mode == "report",
             rate_limit=_rate(model.rate_limit),
-            allow=tuple(_rule(path, name, "allow", i, r) for i, r in enumerate(model.allow)),
-            deny=tuple(_rule(path, name, "deny", i, r) for i, r in enumerate(model.deny)),
+            allow=tuple(_rule(path, name, "allow", i, r, model.mode) for i, r in enumerate(model.allow)),
+            deny=tuple(_rule(path, name, "deny", i, r, model.mode) for i, r in enumerate(model.deny)),
         )
         if client.token_sha256 is not None:
             if client.token_sha256 in self.by_token:
@@ -185,9 +255,15 @@ def _rate(model: RateLimitModel | None) -> RateSpec | None:
     return None if model is None else RateSpec(model.per_second, model.burst)
 
 
-def _rule(path: Path, client: str, kind: str, index: int, model: RuleModel) -> Rule:
+def _rule(path: Path, client: str, kind: str, index: int, model: RuleModel, client_mode: Mode) -> Rule:
     methods = "any method" if model.methods is None else ",".join(model.methods)
     summary = f"venue={model.venue} accounts={','.join(model.accounts)} {methods} {' '.join(model.paths)}"
+    constraints = _constraints(model) if isinstance(model, AllowRuleModel) else None
+    if constraints is not None:
+        summary += f" where {constraints.describe()}"
+    mode = model.mode or client_mode
+    if mode == "report":
+        summary += " [report mode]"
     return Rule(
         name=f"{client}.{kind}[{index}] in {path.name}",
         venues=(compile_glob(model.venue),),
@@ -195,4 +271,21 @@ def _rule(path: Path, client: str, kind: str, index: int, model: RuleModel) -> R
         methods=None if model.methods is None else frozenset(model.methods),
         paths=tuple(compile_glob(p) for p in model.paths),
         summary=summary,
+        report=mode == "report",
+        constraints=constraints,
     )
+
+
+def _constraints(model: AllowRuleModel) -> Constraints | None:
+    if not model.fields and model.notional is None:
+        return None
+    fields: list[OneOf | FieldRange] = []
+    for name, spec in model.fields.items():
+        if spec.one_of is not None:
+            fields.append(OneOf(name, frozenset(spec.one_of), ", ".join(spec.one_of)))
+        else:
+            fields.append(FieldRange(name, Bounds(spec.min, spec.max)))
+    notional = None
+    if model.notional is not None:
+        notional = Notional(Bounds(model.notional.min, model.notional.max), load_order_fields())
+    return Constraints(tuple(fields), notional)

@@ -151,6 +151,56 @@ BAD_CASES = [
     ("version: 1\naccounts:\n  coinex: {}\n", "accounts.coinex"),
     ("version: 1\nclients: [\n", "line"),
 ]
+# Trading-aware rules: every mistake names its field.
+_RULE = (
+    "version: 1\nclients:\n  a:\n    loopback: true\n    mode: {mode}\n    allow: [{{paths: [/x], {rule}}}]\n"
+)
+FIELD_CASES = [
+    ("fields: {amount: {max: 2.5}}", "clients.a.allow.0.fields.amount.max"),  # a YAML float
+    ("fields: {amount: {max: '2,5'}}", "clients.a.allow.0.fields.amount.max"),
+    ("fields: {amount: {maximum: 2}}", "clients.a.allow.0.fields.amount.maximum"),
+    ("fields: {amount: {in: [a], max: 2}}", "clients.a.allow.0.fields.amount"),
+    ("fields: {amount: {}}", "clients.a.allow.0.fields.amount"),
+    ("fields: {amount: {min: 3, max: 2}}", "clients.a.allow.0.fields.amount"),
+    ("fields: {side: {in: [yes]}}", "clients.a.allow.0.fields.side.in.0"),  # YAML 1.1: a boolean
+    ("fields: {side: {in: []}}", "clients.a.allow.0.fields.side.in"),
+    ("fields: {'a b': {in: [x]}}", "clients.a.allow.0.fields.a b"),
+    ("notional: {}", "clients.a.allow.0.notional"),
+    ("notional: {cap: 1}", "clients.a.allow.0.notional.cap"),
+    ("notional: {min: '2', max: '1'}", "clients.a.allow.0.notional"),
+    ("mode: shadow", "clients.a.allow.0.mode"),
+    ("expr: 'amount * price <= 1'", "clients.a.allow.0.expr"),
+]
+
+
+@pytest.mark.parametrize(("rule", "field"), FIELD_CASES)
+def test_bad_field_rule_names_file_and_field(tmp_path: Path, rule: str, field: str) -> None:
+    (tmp_path / "p.yaml").write_text(_RULE.format(mode="enforce", rule=rule))
+    with pytest.raises(ConfigError) as info:
+        load_policies(tmp_path)
+    assert info.value.file.endswith("p.yaml")
+    assert info.value.field.startswith(field)
+
+
+def test_constraints_and_modes_are_checked_where_they_belong(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "version: 1\nclients:\n  a: {loopback: true, deny: [{paths: [/x], fields: {m: {in: [x]}}}]}\n"
+    )
+    with pytest.raises(ConfigError, match=r"clients\.a\.deny\.0\.fields"):  # deny rules stay path-only
+        load_policies(tmp_path)
+    (tmp_path / "p.yaml").write_text(_RULE.format(mode="watch", rule="methods: [GET]"))
+    with pytest.raises(ConfigError, match=r"clients\.a\.mode"):
+        load_policies(tmp_path)
+
+
+def test_valid_field_rule_compiles_once(tmp_path: Path) -> None:
+    rule = "fields: {amount: {min: 1, max: '2.50'}, side: {in: [buy]}}, notional: {max: '100'}, mode: report"
+    (tmp_path / "p.yaml").write_text(_RULE.format(mode="enforce", rule=rule))
+    compiled = load_policies(tmp_path).clients["a"].allow[0]
+    assert compiled.report and compiled.constraints is not None
+    assert compiled.summary.endswith(
+        "where 1 <= amount <= 2.50, side in [buy], notional <= 100 [report mode]"
+    )
 
 
 @pytest.mark.parametrize(("text", "field"), BAD_CASES)
