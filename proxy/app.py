@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy.clock import Clock, SystemClock
 from proxy.config_errors import ConfigError
@@ -33,10 +33,16 @@ from proxy.metrics import Metrics
 from proxy.pipeline import Audit, Incoming, Pipeline, Venue
 from proxy.policy import PolicySet
 from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
+from proxy.ratelimit import LimiterCollector, build_limiter
+from proxy.ratelimit_gate import RateGate, build_rate_limits
 from proxy.server import REFUSED
 from proxy.settings import Settings, validate_scheme_options
 from proxy.signers import SIGNERS, owned_headers
+from proxy.ws.gateway import StreamGateway
+from proxy.ws.upstream import AiohttpConnector
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger("signing_proxy.access")
 
@@ -56,8 +62,10 @@ class ProxyApp:
         startup: Callable[[], Awaitable[None]] | None = None,
         shutdown: Callable[[], Awaitable[None]] | None = None,
         metrics: Metrics | None = None,
+        streams: StreamGateway | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.streams = streams  # WebSocket streams (proxy.ws); None: every upgrade is refused
         self.metrics = metrics or Metrics.disabled()
         self.max_body_bytes = max_body_bytes
         self._startup = startup
@@ -69,7 +77,14 @@ class ProxyApp:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": "websockets are not proxied yet"})
+            await self._websocket(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.streams is None:
+            await send({"type": "websocket.close", "code": 1008, "reason": "unknown_route"})
+            return
+        headers = dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
+        await self.streams.serve(scope, receive, send, _request_id(headers.get("x-request-id")))
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -158,6 +173,8 @@ def _record(metrics: Metrics, audit: Audit, code: str | None, total_s: float) ->
     metrics.added(audit.venue, total_s - upstream_s)
     if audit.decision is not None:
         metrics.decision(code != "policy_denied", audit.rule)
+    if audit.would_deny is not None:
+        metrics.reported(audit.rule)
     if audit.limit is not None and code == "rate_limited":
         metrics.limited(audit.limit)
     if audit.scheme is not None and audit.sign_ms is not None:
@@ -179,6 +196,7 @@ def _log_request(
             "method": request.method,
             "path": audit.path,
             "decision": audit.decision,
+            "would_deny": audit.would_deny,
             "limit": audit.limit,
             "status": status,
             "error": code,
@@ -196,7 +214,9 @@ def build_venues(settings: Settings) -> dict[str, Venue]:
     for name, config in settings.venues.items():
         signer_class = SIGNERS[config.scheme]
         options = validate_scheme_options(Path(settings.source), name, config)
-        venues[name] = Venue(name, config.upstream, frozenset(config.accounts), signer_class(options))
+        venues[name] = Venue(
+            name, config.upstream, frozenset(config.accounts), signer_class(options), config.ws_upstream
+        )
     return venues
 
 
@@ -251,16 +271,61 @@ def create_app(
     store = store if store is not None else build_store(settings, clock, metrics)
     up = settings.upstream
     forwarder = Forwarder(up.connect_timeout_s, up.timeout_s, up.max_connections, up.retry_idempotent)
-    limiter = MemoryLimiter(clock)
-    pipeline = Pipeline(policies, venues, store, limiter, forwarder, clock, HeaderPolicy(owned_headers()))
+    limiter = build_limiter(settings.rate_limits, clock)
+    gate = RateGate(
+        limiter,
+        build_rate_limits(settings),
+        settings.rate_limits.max_wait_ms,
+        _client_waits(settings, policies),
+    )
+    metrics.registry.register(LimiterCollector(limiter))
+    sessions = _share_sessions(settings, venues, store, clock)
+    pipeline = Pipeline(
+        policies, venues, store, limiter, forwarder, clock, HeaderPolicy(owned_headers()), rate_gate=gate
+    )
+    ws = settings.websocket
+    streams = StreamGateway(
+        pipeline, ws, AiohttpConnector(up.connect_timeout_s, up.timeout_s, ws.max_frame_bytes), up.timeout_s
+    )
 
     async def startup() -> None:
         await forwarder.start()
         await store.start()
+        await streams.start()
 
     async def shutdown() -> None:
+        await streams.close()
         await forwarder.close()
         await limiter.close()
+        if sessions is not None:
+            await sessions.aclose(close_connection_pool=True)
         await store.close()
 
-    return ProxyApp(pipeline, up.max_body_bytes, startup=startup, shutdown=shutdown, metrics=metrics)
+    return ProxyApp(
+        pipeline, up.max_body_bytes, startup=startup, shutdown=shutdown, metrics=metrics, streams=streams
+    )
+
+
+def _client_waits(settings: Settings, policies: PolicySet) -> dict[str, int]:
+    waits = settings.rate_limits.client_max_wait_ms
+    for name in waits:
+        if name not in policies.clients:
+            field = f"rate_limits.client_max_wait_ms.{name}"
+            raise ConfigError(settings.source, field, "no such client in the policies")
+    return dict(waits)
+
+
+def _share_sessions(
+    settings: Settings, venues: dict[str, Venue], store: CredentialStore, clock: Clock
+) -> Redis | None:
+    """EVEDEX logins shared by the replicas (``proxy.sessions_redis``); the client to close."""
+    config = settings.rate_limits
+    enabled = config.backend == "redis" if config.shared_sessions is None else config.shared_sessions
+    if not enabled or config.url is None:
+        return None
+    from proxy.ratelimit_redis import make_client  # redis is imported only when configured
+    from proxy.sessions_redis import share_sessions
+
+    url, timeout_s = config.url, config.timeout_s
+    signers = (venue.signer for venue in venues.values())
+    return share_sessions(signers, lambda: make_client(url, timeout_s), store, clock, config.key_prefix)

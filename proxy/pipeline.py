@@ -6,7 +6,9 @@ Each step is a small function of its own module; this file only sequences them a
 records what happened (``Audit``) for the request log. Every refusal is a
 ``ProxyError`` raised by a step; ``proxy.app`` renders it. Identity comes first so that
 a stranger learns nothing about venues, accounts or policies (DESIGN.md). The body is
-read only after the decision, so an unauthorised client cannot make us buffer 1 MiB.
+read only after the decision, so an unauthorised client cannot make us buffer 1 MiB;
+when an allow rule constrains request fields (``docs/policies.md``) it is read right
+after the path-level decision and before admission, so a denied order spends no tokens.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from proxy.errors import PolicyDenied, ProxyError, RateLimited, SigningFailed, U
 from proxy.forward import Upstream
 from proxy.hygiene import HeaderPolicy
 from proxy.identity import identify
-from proxy.policy import PolicySet, RateSpec, decide
-from proxy.ratelimit import Bucket, Limiter
+from proxy.policy import Client, PolicySet, RateSpec, decide, decide_fields
+from proxy.policy_fields import parse_request_fields
+from proxy.ratelimit import Limiter
+from proxy.ratelimit_gate import RateGate
 from proxy.routing import Route, parse_route
 from proxy.signers.base import OutgoingRequest, SignContext, Signer, UpstreamReply
 
@@ -55,6 +59,7 @@ class Venue:
     origin: str
     accounts: frozenset[str]
     signer: Signer
+    ws_origin: str | None = None  # WebSocket origin (ws:// or wss://); None: no streams (proxy.ws)
 
 
 @dataclass(slots=True)
@@ -67,6 +72,7 @@ class Audit:
     path: str | None = None
     decision: str | None = None
     rule: str | None = None  # the rule that decided (bounded: a metric label)
+    would_deny: str | None = None  # report mode: let through, enforcing would deny for this reason
     scheme: str | None = None
     limit: str | None = None
     upstream_status: int | None = None
@@ -85,11 +91,15 @@ class Pipeline:
         forwarder: Upstream,
         clock: Clock,
         header_policy: HeaderPolicy,
+        *,
+        rate_gate: RateGate | None = None,
     ) -> None:
         self.policies = policies  # replaced whole on reload: one reference swap is atomic
         self.venues = venues
         self.store = store
         self.limiter = limiter
+        # Charges the limiter: client/policy buckets in _admit, venue profile groups in _send.
+        self.rate_gate = rate_gate or RateGate(limiter)
         self.forwarder = forwarder
         self.clock = clock
         self.header_policy = header_policy
@@ -101,12 +111,10 @@ class Pipeline:
         route = parse_route(request.raw_path, request.query)
         audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
         venue = self._venue(route)
-        decision = decide(client, route.venue, route.account, request.method, route.upstream_path)
-        audit.decision, audit.rule = decision.reason, decision.rule
-        if not decision.allowed:
-            raise PolicyDenied(decision.reason)
+        body = await self._authorize(client, route, request.method, venue, read_body, audit)
         await self._admit(policies, client.name, client.rate_limit, route, audit)
-        body = await read_body()
+        if body is None:
+            body = await read_body()
         creds = await self.store.get(route.venue, route.account)
         require_fields(creds, venue.signer.required_fields, route.venue, route.account)
         outgoing = OutgoingRequest(
@@ -123,22 +131,38 @@ class Pipeline:
             raise UnknownRoute(f"unknown venue or account: {route.venue}/{route.account}")
         return venue
 
+    async def _authorize(
+        self, client: Client, route: Route, method: str, venue: Venue, read_body: ReadBody, audit: Audit
+    ) -> bytes | None:
+        """The policy step. Returns the body when field constraints made it read it.
+
+        The path decides first; the body is read only when a path-matching allow rule
+        constrains fields, i.e. only for an identified client the path already admits.
+        """
+        decision = decide(client, route.venue, route.account, method, route.upstream_path)
+        body = None
+        if decision.pending is not None:
+            body = await read_body()
+            fields = parse_request_fields(route.query, body)
+            decision = decide_fields(decision, fields, venue.signer.scheme)
+        audit.decision, audit.rule = decision.reason, decision.rule
+        # Report mode: the request goes on; the access log carries why it will be refused once
+        # enforced. Metric hook: proxy.app._record counts audit.would_deny per audit.rule.
+        audit.would_deny = decision.would_deny
+        if not decision.allowed:
+            raise PolicyDenied(decision.reason)
+        return body
+
     async def _admit(
         self, policies: PolicySet, client: str, client_spec: RateSpec | None, route: Route, audit: Audit
     ) -> None:
-        key = f"{route.venue}/{route.account}"
-        buckets = []
-        account_spec = policies.account_limits.get(key)
-        if account_spec is not None:
-            buckets.append(Bucket(f"account {key}", account_spec))
-        if client_spec is not None:
-            buckets.append(Bucket(f"client {client}", client_spec))
-        if not buckets:
-            return
-        refusal = await self.limiter.admit(buckets)
-        if refusal is not None:
-            audit.limit = refusal.limit
-            raise RateLimited(refusal.limit, refusal.retry_after_s)
+        """The client's and the policy file's buckets (and the key's venue cooldown)."""
+        try:
+            gate = self.rate_gate
+            await gate.admit_client(policies, client, client_spec, route.venue, route.account, audit.extra)
+        except RateLimited as refused:
+            audit.limit = refused.limit_name
+            raise
 
     async def _sign_and_send(
         self, venue: Venue, outgoing: OutgoingRequest, creds: Credentials, ctx: SignContext, audit: Audit
@@ -160,10 +184,24 @@ class Pipeline:
             audit.sign_ms = round(max(0.0, flow_ms - (audit.upstream_ms or 0)), 3)
 
     async def _send(self, venue: Venue, audit: Audit, request: OutgoingRequest) -> UpstreamReply:
+        """One upstream round trip. Requests to the venue's own origin are charged to its
+        rate-limit profile first (the cost is known only now: a batch counts per order) and
+        its answer may pause the key; a scheme's auth calls (``origin`` set) are not."""
         origin = request.origin or venue.origin
+        charge = None
+        if request.origin is None and audit.account is not None:
+            try:
+                charge = await self.rate_gate.before_send(
+                    venue.name, audit.account, audit.client, request, audit.extra
+                )
+            except RateLimited as refused:
+                audit.limit = refused.limit_name
+                raise
         started = self.clock.monotonic()
         try:
-            return await self.forwarder.send(origin, request)
+            reply = await self.forwarder.send(origin, request)
         finally:
             elapsed = (self.clock.monotonic() - started) * 1000
             audit.upstream_ms = round((audit.upstream_ms or 0) + elapsed, 3)
+        await self.rate_gate.after_reply(charge, reply)
+        return reply

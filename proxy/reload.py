@@ -6,8 +6,9 @@ it started with, the next one sees the new ones. An invalid file is refused, the
 config stays in force, and the error names the file and the field.
 
 What reloads: policies, and each venue's upstream, accounts and scheme options (a venue
-whose config did not change keeps its signer, so EVEDEX sessions survive). What needs a
-restart: listen/admin addresses, Vault and upstream client settings (logged as such).
+whose config did not change keeps its signer, so EVEDEX sessions survive), with the venue
+rate-limit profiles recomputed for them. What needs a restart: listen/admin addresses,
+Vault, upstream client, rate-limit backend and websocket settings (logged as such).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from proxy.app import build_venues
 from proxy.config_errors import ConfigError
 from proxy.pipeline import Pipeline, Venue
 from proxy.policy_loader import load_policies
+from proxy.ratelimit_gate import build_rate_limits
 from proxy.settings import Settings, load_settings
 
 log = logging.getLogger("signing_proxy.reload")
 
-_RESTART_ONLY = ("listen", "admin", "vault", "upstream", "rate_limits")
+_RESTART_ONLY = ("listen", "admin", "vault", "upstream", "rate_limits", "websocket")
 
 
 class Reloader:
@@ -40,6 +42,7 @@ class Reloader:
             settings = load_settings(self.settings.source)
             venues = build_venues(settings)
             policies = load_policies(settings.policies, venues=venues)
+            limits = build_rate_limits(settings)  # venues added by this reload get their profile
         except ConfigError as error:
             log.error(
                 "reload refused, previous config stays",
@@ -48,6 +51,7 @@ class Reloader:
             return False
         self._warn_restart_only(settings)
         self.pipeline.venues = self._keep_unchanged(settings, venues)
+        self.pipeline.rate_gate.limits = limits
         self.pipeline.policies = policies
         self.settings = settings
         self.generation += 1

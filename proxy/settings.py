@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -79,8 +79,49 @@ class UpstreamSettings(_Strict):
     retry_idempotent: bool = False  # GET/HEAD only, and only on connect failures
 
 
+class GroupOverride(_Strict):
+    """Operator numbers for one profile group (``rate_limits.overrides``)."""
+
+    limit: int | None = Field(default=None, ge=1)
+    window_s: float | None = Field(default=None, gt=0)
+
+
+class VenueRateLimits(_Strict):
+    profile: str | None = None  # default: the venue's scheme; "none": no venue profile
+    cooldown_s: float | None = Field(default=None, gt=0, le=3600)  # pause after a venue "slow down"
+
+
 class RateLimitSettings(_Strict):
-    backend: Literal["memory"] = "memory"
+    """``rate_limits:``; see ``docs/rate-limits.md`` and ``proxy.ratelimit_profiles``."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = Field(default=None, repr=False)  # redis://[:password@]host:port/db
+    key_prefix: str = Field(default="signing-proxy", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    timeout_s: float = Field(default=0.5, gt=0, le=30)  # per Redis command
+    on_redis_error: Literal["fail_closed", "local"] = "fail_closed"
+    max_wait_ms: int = Field(default=0, ge=0, le=60_000)  # queue instead of an immediate 429
+    client_max_wait_ms: dict[str, Annotated[int, Field(ge=0, le=60_000)]] = {}
+    venue_profiles: bool = True  # false: no venue profile anywhere (client and policy buckets only)
+    profiles_dir: Path | None = None  # default: <policies>/ratelimits if present, else the shipped ones
+    venues: dict[str, VenueRateLimits] = {}
+    # "<venue>/<account>" or "<venue>" -> {<group>: {limit, window_s}}
+    overrides: dict[str, dict[str, GroupOverride]] = {}
+    shared_sessions: bool | None = None  # EVEDEX logins shared through Redis; default: backend == redis
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> RateLimitSettings:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("rate_limits.url is required with backend: redis")
+        if self.shared_sessions and self.backend != "redis":
+            raise ValueError("rate_limits.shared_sessions needs backend: redis")
+        return self
 
 
 class VenueSettings(BaseModel):
@@ -91,6 +132,7 @@ class VenueSettings(BaseModel):
     scheme: str
     upstream: str
     accounts: list[str] = Field(min_length=1)
+    ws_upstream: str | None = None  # the venue's WebSocket origin (ws:// or wss://); docs/websockets.md
 
     @field_validator("scheme")
     @classmethod
@@ -104,9 +146,32 @@ class VenueSettings(BaseModel):
     def _origin(cls, value: str) -> str:
         return validate_origin(value)
 
+    @field_validator("ws_upstream")
+    @classmethod
+    def _ws_origin(cls, value: str | None) -> str | None:
+        return None if value is None else validate_origin(value, schemes=("ws", "wss"))
+
+    @model_validator(mode="after")
+    def _ws_login_exists(self) -> VenueSettings:
+        from proxy.ws.logins import stream_config_problem  # import cycle: ws.logins needs signers
+
+        problem = stream_config_problem(self.scheme, self.options) if self.ws_upstream else None
+        if problem:
+            raise ValueError(f"ws_upstream: {problem}")
+        return self
+
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+class WebSocketSettings(_Strict):
+    """``websocket:`` limits for proxied streams (``docs/websockets.md``)."""
+
+    max_connections_per_client: int = Field(default=16, ge=1, le=10_000)
+    max_connections_per_key: int = Field(default=8, ge=1, le=10_000)  # per venue account
+    idle_timeout_s: float = Field(default=300, gt=0, le=86_400)  # no data frame either way
+    max_frame_bytes: int = Field(default=1_048_576, ge=1024, le=16_777_216)  # uvicorn's own cap is 16 MiB
 
 
 class Settings(_Strict):
@@ -115,6 +180,7 @@ class Settings(_Strict):
     vault: VaultSettings = VaultSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
+    websocket: WebSocketSettings = WebSocketSettings()
     policies: Path = Path("policies")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     watch_interval_s: float = Field(default=2.0, ge=0)  # poll config+policies for changes; 0: SIGHUP only
@@ -123,10 +189,10 @@ class Settings(_Strict):
     source: str = "<settings>"
 
 
-def validate_origin(value: str) -> str:
+def validate_origin(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an origin: scheme://host[:port]")
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(f"must be an origin: scheme://host[:port] with scheme {' or '.join(schemes)}")
     if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
         raise ValueError("must be an origin without path, query or credentials")
     return f"{parts.scheme}://{parts.netloc}"

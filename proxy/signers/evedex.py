@@ -47,8 +47,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 import coincurve
@@ -188,6 +189,34 @@ class _Session:
         return f"<EvedexSession wallet={self.address} active={self.tokens is not None}>"
 
 
+class SessionStore(Protocol):
+    """Where an account's tokens are shared between replicas (``proxy.sessions_redis``).
+
+    ``lock`` makes a login or refresh single-flight across every replica using the store;
+    ``load`` answers the latest tokens any replica saved, with the wallet they belong to.
+    The default, ``LocalSessions``, shares nothing: each process keeps its own session.
+    """
+
+    async def load(self, venue: str, account: str) -> tuple[str, siwe.Tokens] | None: ...
+
+    async def save(self, venue: str, account: str, address: str, tokens: siwe.Tokens) -> None: ...
+
+    def lock(self, venue: str, account: str) -> AbstractAsyncContextManager[object]: ...
+
+
+class LocalSessions:
+    """One process: the per-account ``asyncio.Lock`` already makes renewals single-flight."""
+
+    async def load(self, venue: str, account: str) -> tuple[str, siwe.Tokens] | None:
+        return None
+
+    async def save(self, venue: str, account: str, address: str, tokens: siwe.Tokens) -> None:
+        return None
+
+    def lock(self, venue: str, account: str) -> AbstractAsyncContextManager[object]:
+        return nullcontext()
+
+
 class EvedexSigner(Signer):
     scheme = "evedex"
     Options = EvedexOptions
@@ -198,6 +227,7 @@ class EvedexSigner(Signer):
         super().__init__(options)
         self.opts = EvedexOptions.model_validate(self.options.model_dump())
         self._sessions: dict[tuple[str, str], _Session] = {}
+        self.sessions: SessionStore = LocalSessions()  # create_app shares them through Redis
         self.replay_rejections = 0  # a 401 answered to the replay (metrics come later)
 
     def sign(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> OutgoingRequest:
@@ -227,26 +257,57 @@ class EvedexSigner(Signer):
             self.replay_rejections += 1
         return reply
 
+    async def access_token(self, creds: Credentials, ctx: SignContext, send: Send) -> str:
+        """The account's current access token from the same single-flight session as REST
+        (``proxy.ws.evedex`` puts it in private channel subscriptions). jwt mode only."""
+        if self.opts.mode != "jwt":
+            raise SigningFailed(self.scheme, "access tokens exist in jwt mode only")
+        wallet = load_wallet(creds["wallet_private_key"])
+        session = self._sessions.setdefault((ctx.venue, ctx.account), _Session())
+        return await self._access_token(session, wallet, ctx, send)
+
     async def _access_token(self, session: _Session, wallet: Wallet, ctx: SignContext, send: Send) -> str:
         """A usable access token, renewed (single-flight) when it is about to expire."""
-        leeway_ms = self.opts.refresh_leeway_s * 1000
-        tokens = session.tokens_for(wallet)
-        if tokens is not None and not tokens.access_due(ctx.now_ms, leeway_ms):
-            return tokens.access
-        async with session.lock:
-            tokens = session.tokens_for(wallet)  # another request may have renewed meanwhile
-            if tokens is None or tokens.access_due(ctx.now_ms, leeway_ms):
-                tokens = await self._renew(session, tokens, wallet, ctx, send)
-            return tokens.access
+        access = self._fresh(session.tokens_for(wallet), ctx)
+        if access is not None:
+            return access
+        async with session.lock:  # single flight in this process...
+            tokens = await self._latest(session, wallet, ctx)  # another request may have renewed
+            access = self._fresh(tokens, ctx)
+            if access is not None:
+                return access
+            async with self.sessions.lock(ctx.venue, ctx.account):  # ... and across replicas
+                tokens = await self._latest(session, wallet, ctx)
+                access = self._fresh(tokens, ctx)
+                if access is None:
+                    access = (await self._renew(session, tokens, wallet, ctx, send)).access
+            return access
+
+    def _fresh(self, tokens: siwe.Tokens | None, ctx: SignContext) -> str | None:
+        """The access token if it is not due for renewal."""
+        if tokens is None or tokens.access_due(ctx.now_ms, self.opts.refresh_leeway_s * 1000):
+            return None
+        return tokens.access
+
+    async def _latest(self, session: _Session, wallet: Wallet, ctx: SignContext) -> siwe.Tokens | None:
+        """This process's tokens, replaced by the shared ones when another replica renewed."""
+        shared = await self.sessions.load(ctx.venue, ctx.account)
+        if shared is not None and shared[0] == wallet.address and shared[1] != session.tokens:
+            session.address, session.tokens = shared
+        return session.tokens_for(wallet)
 
     async def _renew_after_401(
         self, session: _Session, rejected: str, wallet: Wallet, ctx: SignContext, send: Send
     ) -> str:
         """Renew once per rejected token: every request that saw it reuses the one renewal."""
         async with session.lock:
-            tokens = session.tokens_for(wallet)
-            if tokens is None or tokens.access == rejected:
-                tokens = await self._renew(session, tokens, wallet, ctx, send)
+            tokens = await self._latest(session, wallet, ctx)
+            if tokens is not None and tokens.access != rejected:
+                return tokens.access
+            async with self.sessions.lock(ctx.venue, ctx.account):
+                tokens = await self._latest(session, wallet, ctx)
+                if tokens is None or tokens.access == rejected:
+                    tokens = await self._renew(session, tokens, wallet, ctx, send)
             return tokens.access
 
     async def _renew(
@@ -259,6 +320,7 @@ class EvedexSigner(Signer):
         if renewed is None:
             renewed = await self._login(wallet, ctx, send)
         session.address, session.tokens = wallet.address, renewed
+        await self.sessions.save(ctx.venue, ctx.account, wallet.address, renewed)
         return renewed
 
     async def _refresh(self, tokens: siwe.Tokens, ctx: SignContext, send: Send) -> siwe.Tokens | None:

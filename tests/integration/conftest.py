@@ -3,18 +3,28 @@ sockets and the proxy started from a real config file (``proxy.stack.LocalStack`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import pytest_asyncio
 
 from proxy.devvault import free_port
 from proxy.stack import LocalStack
 from tests.integration.faultserver import FaultServer, self_signed_context
+from tests.integration.redis_server import RedisServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private ``redis-server`` on a free port (no persistence), stopped after the test."""
+    with RedisServer() as server:
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="session")
@@ -41,6 +51,11 @@ async def stack(faulty: FaultServer, untrusted_tls: FaultServer):
             "coinex-faulty": ("coinex", faulty.url),
             "coinex-tls": ("coinex", untrusted_tls.url),  # a certificate nobody trusts
         },
-        extra_config={"upstream": {"timeout_s": 2, "connect_timeout_s": 1}},
+        extra_config={
+            "upstream": {"timeout_s": 2, "connect_timeout_s": 1},
+            # Tests here hammer the simulated venues; venue profiles are tested on their own
+            # stacks (test_ratelimit_*.py), client and policy-file buckets stay on.
+            "rate_limits": {"venue_profiles": False},
+        },
     ) as running:
         yield running

@@ -1,0 +1,271 @@
+"""What one request is charged, and the gate the pipeline charges it through.
+
+``build_rate_limits`` resolves every configured venue's profile
+(``proxy.ratelimit_profiles``) with the operator's ``rate_limits.overrides`` into
+``VenueLimits``: for an upstream request, the buckets of every group it matches (its cost
+counted from the body where the profile says so) and where a "slow down" from the venue
+goes. ``RateGate`` charges those buckets, and the client's and the policy file's, through
+the ``Limiter`` backend (``proxy.ratelimit``), queueing a client up to its ``max_wait_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from proxy.config_errors import ConfigError
+from proxy.errors import RateLimited
+from proxy.policy import PolicySet, RateSpec
+from proxy.ratelimit import Bucket, Limiter
+from proxy.ratelimit_profiles import PROFILE_DIR, SHIPPED_PROFILES, Feedback, Group, Profile, load_profiles
+from proxy.settings import GroupOverride, RateLimitSettings, Settings
+from proxy.signers.base import OutgoingRequest, UpstreamReply
+
+log = logging.getLogger("signing_proxy.ratelimit")
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """The venue-side limits of one upstream request and where its feedback goes."""
+
+    venue: str
+    account: str
+    buckets: tuple[Bucket, ...]
+    account_buckets: tuple[Bucket, ...]  # what the venue's remaining-quota header describes
+    cooldown_key: str  # which key a "slow down" pauses
+    feedback: Feedback
+
+
+@dataclass(frozen=True, slots=True)
+class VenueLimits:
+    venue: str
+    profile: str | None
+    ip_groups: tuple[Group, ...]
+    account_groups: Mapping[str, tuple[Group, ...]]  # account -> its groups, overrides applied
+    feedback: Feedback
+    default_groups: tuple[Group, ...] = ()  # an account added later (reload): venue-wide numbers
+
+    def charge(self, account: str, request: OutgoingRequest) -> Charge:
+        key = f"{self.venue}/{account}"
+        ip = _buckets(self.ip_groups, self.venue, request)
+        own = _buckets(self.account_groups.get(account, self.default_groups), key, request)
+        # An IP-wide limit answered "slow down" for the whole venue (Icrypex: "Policy: IP").
+        cooldown = self.venue if ip and not own else key
+        return Charge(self.venue, account, (*own, *ip), own, cooldown, self.feedback)
+
+
+def _buckets(groups: Iterable[Group], owner: str, request: OutgoingRequest) -> tuple[Bucket, ...]:
+    found = []
+    for group in groups:
+        rule = group.rule_for(request.method, request.path)
+        if rule is not None:
+            found.append(group.bucket(owner, rule.cost_of(request.body)))
+    return tuple(found)
+
+
+class RateLimits:
+    """The venue profiles of every configured venue, overrides applied."""
+
+    def __init__(self, venues: Mapping[str, VenueLimits] | None = None) -> None:
+        self.venues = dict(venues or {})
+
+    def charge(self, venue: str, account: str, request: OutgoingRequest) -> Charge:
+        limits = self.venues.get(venue)
+        if limits is None:  # no profile: a 429 still pauses the key
+            return Charge(venue, account, (), (), f"{venue}/{account}", Feedback())
+        return limits.charge(account, request)
+
+
+def build_rate_limits(settings: Settings) -> RateLimits:
+    """Resolve each configured venue's profile and the operator's overrides."""
+    config = settings.rate_limits
+    source = Path(settings.source)
+    if not config.venue_profiles:
+        return RateLimits()
+    directory = _profile_dir(config, source, settings.policies)
+    profiles = load_profiles(directory)
+    unknown = sorted(set(config.venues) - set(settings.venues))
+    if unknown:
+        raise ConfigError(source, f"rate_limits.venues.{unknown[0]}", "not a configured venue")
+    venues = {}
+    for name, venue in settings.venues.items():
+        choice = config.venues.get(name)
+        profile_name = (choice.profile if choice and choice.profile else None) or venue.scheme
+        if profile_name == "none":
+            continue
+        if profile_name not in profiles:
+            field = f"rate_limits.venues.{name}.profile" if choice and choice.profile else f"venues.{name}"
+            raise ConfigError(source, field, f"no rate-limit profile {profile_name!r} in {directory}")
+        cooldown = choice.cooldown_s if choice else None
+        venues[name] = _venue_limits(name, venue.accounts, profiles[profile_name], config, source, cooldown)
+    _check_overrides(config, settings, venues, source)
+    return RateLimits(venues)
+
+
+def _profile_dir(config: RateLimitSettings, source: Path, policies: Path) -> Path:
+    if config.profiles_dir is not None:
+        given = config.profiles_dir
+        return given if given.is_absolute() else source.parent / given
+    beside = policies / PROFILE_DIR
+    return beside if beside.is_dir() else SHIPPED_PROFILES
+
+
+def _venue_limits(
+    venue: str,
+    accounts: Iterable[str],
+    profile: Profile,
+    config: RateLimitSettings,
+    source: Path,
+    cooldown_s: float | None,
+) -> VenueLimits:
+    known = {g.name: g for g in profile.groups}
+    venue_wide = _overridden(known, config.overrides.get(venue, {}), f"rate_limits.overrides.{venue}", source)
+    ip_groups = tuple(g for g in venue_wide.values() if g.scope == "ip")
+    per_account = {}
+    for account in accounts:
+        key = f"{venue}/{account}"
+        field = f"rate_limits.overrides.{key}"
+        groups = _overridden(venue_wide, config.overrides.get(key, {}), field, source)
+        ip_touched = [g for g in config.overrides.get(key, {}) if venue_wide[g].scope == "ip"]
+        if ip_touched:
+            raise ConfigError(
+                source, f"{field}.{ip_touched[0]}", "an ip-scoped group is overridden per venue"
+            )
+        per_account[account] = tuple(g for g in groups.values() if g.scope == "account")
+    feedback = profile.feedback if cooldown_s is None else replace(profile.feedback, cooldown_s=cooldown_s)
+    default = tuple(g for g in venue_wide.values() if g.scope == "account")
+    return VenueLimits(venue, profile.name, ip_groups, per_account, feedback, default)
+
+
+def _overridden(
+    groups: dict[str, Group], overrides: Mapping[str, GroupOverride], field: str, source: Path
+) -> dict[str, Group]:
+    result = dict(groups)
+    for name, override in overrides.items():
+        if name not in groups:
+            raise ConfigError(
+                source, f"{field}.{name}", f"unknown group (profile groups: {', '.join(groups)})"
+            )
+        limit = override.limit or groups[name].limit
+        window = override.window_s or groups[name].window_s
+        result[name] = replace(groups[name], limit=limit, window_s=window)
+    return result
+
+
+def _check_overrides(
+    config: RateLimitSettings, settings: Settings, venues: Mapping[str, VenueLimits], source: Path
+) -> None:
+    for key in config.overrides:
+        venue, _, account = key.partition("/")
+        field = f"rate_limits.overrides.{key}"
+        if venue not in settings.venues or (account and account not in settings.venues[venue].accounts):
+            raise ConfigError(source, field, "not a configured venue or <venue>/<account>")
+        if venue not in venues:
+            raise ConfigError(source, field, f"venue {venue} has no rate-limit profile to override")
+
+
+Sleep = Callable[[float], Awaitable[Any]]
+
+
+class RateGate:
+    """What the pipeline calls: charges a request's limits, queues a client up to its
+    ``max_wait_ms``, and turns a venue's "slow down" into a shared cooldown.
+
+    Two charges per request: ``admit_client`` before the body is read (the client and
+    policy-file buckets, and the key's cooldowns) and ``before_send`` once the upstream
+    request is known (the venue profile's groups, whose cost may depend on the body).
+    The wait budget is per request, shared by both; it lives in ``state`` (the request's
+    ``Audit.extra``), which also records how long the request waited (``rate_wait_ms``).
+    """
+
+    WAITED = "rate_wait_ms"
+
+    def __init__(
+        self,
+        limiter: Limiter,
+        limits: RateLimits | None = None,
+        max_wait_ms: int = 0,
+        client_max_wait_ms: Mapping[str, int] | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.limiter = limiter
+        self.limits = limits
+        self.max_wait_ms = max_wait_ms
+        self.client_max_wait_ms = dict(client_max_wait_ms or {})
+        self._sleep = sleep
+
+    async def admit_client(
+        self,
+        policies: PolicySet,
+        client: str,
+        client_spec: RateSpec | None,
+        venue: str,
+        account: str,
+        state: dict[str, object],
+    ) -> None:
+        key = f"{venue}/{account}"
+        buckets = []
+        account_spec = policies.account_limits.get(key)
+        if account_spec is not None:
+            buckets.append(Bucket(f"account {key}", account_spec))
+        if client_spec is not None:
+            buckets.append(Bucket(f"client {client}", client_spec))
+        if buckets:  # cooldowns are checked here too, so a paused key costs no client token
+            cooldowns = (key, venue) if self.limits is not None else ()
+            await self.charge(buckets, cooldowns, client, state)
+
+    async def before_send(
+        self, venue: str, account: str, client: str | None, request: OutgoingRequest, state: dict[str, object]
+    ) -> Charge | None:
+        if self.limits is None:
+            return None
+        charge = self.limits.charge(venue, account, request)
+        await self.charge(charge.buckets, (f"{venue}/{account}", venue), client, state)
+        return charge
+
+    async def after_reply(self, charge: Charge | None, reply: UpstreamReply) -> None:
+        if charge is None:
+            return
+        slow = charge.feedback.slow_down(reply)
+        if slow is not None:
+            seconds, reason = slow
+            log.warning(
+                "venue asked to slow down: key paused",
+                extra={"key": charge.cooldown_key, "reason": reason, "cooldown_s": seconds},
+            )
+            await self.limiter.cool_down(charge.cooldown_key, seconds, reason)
+        remaining = charge.feedback.remaining(reply)
+        if remaining is None:
+            return
+        for bucket in charge.account_buckets:
+            # Our own count is trusted while the venue reports half the group left; below
+            # that the shared bucket is lowered to the venue's figure (slow down before a ban).
+            if remaining < bucket.capacity / 2:
+                self.limiter.stats.slowdowns += 1
+                await self.limiter.clamp(bucket, remaining)
+
+    async def charge(
+        self,
+        buckets: Sequence[Bucket],
+        cooldowns: Sequence[str],
+        client: str | None,
+        state: dict[str, object],
+    ) -> None:
+        """Admit or raise ``RateLimited`` naming the limit; nothing is taken on refusal."""
+        if not buckets and not cooldowns:
+            return
+        budget_ms = self.client_max_wait_ms.get(client or "", self.max_wait_ms)
+        while True:
+            refusal = await self.limiter.admit(buckets, cooldowns=cooldowns)
+            if refusal is None:
+                return
+            waited_ms = float(state.get(self.WAITED, 0.0))  # type: ignore[arg-type]
+            wait_ms = max(refusal.retry_after_s * 1000, 1.0)
+            if not refusal.queueable or waited_ms + wait_ms > budget_ms:
+                raise RateLimited(refusal.limit, refusal.retry_after_s)
+            await self._sleep(wait_ms / 1000)
+            state[self.WAITED] = round(waited_ms + wait_ms, 3)
