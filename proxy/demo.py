@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from proxy.demo_streams import stream_rows
 from proxy.stack import LocalStack
 
 
@@ -199,6 +200,7 @@ async def tour(stack: LocalStack, out: Any = sys.stdout) -> bool:
                         *await _run_step(stack, http, step),
                     )
                 )
+        rows.extend(await stream_rows(stack))  # one private stream per venue with streams
         rows.append(("Exhausted client bucket", "GET x3 as client 'tiny'", *await _bucket_step(stack, http)))
     _print_table(rows, out)
     return all(ok for _, _, ok, _, _ in rows)

@@ -14,7 +14,9 @@ from proxy.server import GuardedHttpToolsProtocol, ProxyServer, QuietServer
 from proxy.settings import Settings
 
 
-def data_plane_config(app: ProxyApp, host: str, port: int, drain_timeout_s: int = 10) -> uvicorn.Config:
+def data_plane_config(
+    app: ProxyApp, host: str, port: int, drain_timeout_s: int = 10, ws_max_size: int = 16 * 1024 * 1024
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
@@ -26,11 +28,18 @@ def data_plane_config(app: ProxyApp, host: str, port: int, drain_timeout_s: int 
         server_header=False,
         date_header=False,
         timeout_graceful_shutdown=drain_timeout_s,  # SIGTERM: in-flight requests get this long
+        ws_max_size=ws_max_size,  # uvicorn closes 1009 above this before buffering more
     )
 
 
 async def serve(settings: Settings, app: ProxyApp) -> None:
-    config = data_plane_config(app, settings.listen.host, settings.listen.port, settings.drain_timeout_s)
+    config = data_plane_config(
+        app,
+        settings.listen.host,
+        settings.listen.port,
+        settings.drain_timeout_s,
+        ws_max_size=settings.websocket.max_frame_bytes,
+    )
     main = ProxyServer(config)
     reloader = Reloader(app.pipeline, settings)
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload)

@@ -19,7 +19,6 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-
 # httptools itself bounds neither the size nor the number of header fields, and every
 # header we keep may travel to the venue: refuse what no trading client needs.
 MAX_HEADER_BYTES = 32 * 1024

@@ -26,6 +26,7 @@ from proxy.settings import load_settings
 from proxy.sim import SIMULATORS
 from proxy.sim.base import SimVenue
 from proxy.sim.credentials import demo_credentials, sim_keys
+from proxy.ws.logins import LOGINS
 
 ALL_SCHEMES = ("coinex", "icrypex", "haqqex", "invex", "evedex")
 
@@ -113,7 +114,10 @@ class LocalStack:
         settings = load_settings(config_path, environ={})
         self.settings = settings
         self.app = create_app(settings)
-        proxy = await BackgroundServer(data_plane_config(self.app, "127.0.0.1", free_port())).start()
+        config = data_plane_config(
+            self.app, "127.0.0.1", free_port(), ws_max_size=settings.websocket.max_frame_bytes
+        )
+        proxy = await BackgroundServer(config).start()
         self._servers.append(proxy)
         self.proxy_url = proxy.url
 
@@ -122,6 +126,8 @@ class LocalStack:
         config: dict[str, Any] = {"scheme": scheme, "upstream": url, "accounts": accounts}
         if scheme == "evedex":
             config["auth_upstream"] = url  # the simulated venue serves both APIs
+        if scheme in LOGINS:  # the simulated venue serves its streams on the same port
+            config["ws_upstream"] = "ws" + url.removeprefix("http")
         return config
 
     def _write_files(self, venues: dict[str, Any]) -> Path:

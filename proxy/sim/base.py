@@ -9,11 +9,17 @@ Vault (the same shape as ``proxy.credentials.Credentials``).
 Every request the venue receives is appended to ``SimVenue.recorder`` *before*
 verification, so tests can assert what reached the upstream, including that nothing
 did, and that a forged client header never arrived.
+
+WebSocket: a venue that has streams sets ``ws_handler``; it gets a ``SimSocket`` per
+connection. Every frame the venue receives is appended to ``recorder.frames`` before the
+handler looks at it (so tests can assert that a forged login frame never arrived). Without
+a handler the upgrade is refused (403), as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,12 +58,25 @@ class ReceivedRequest:
         return self.target.partition("?")[2]
 
 
+@dataclass(frozen=True)
+class ReceivedFrame:
+    path: str  # the WebSocket connection's raw path
+    data: str | bytes  # str: a text frame, bytes: a binary frame
+
+    def text(self) -> str:
+        return self.data if isinstance(self.data, str) else self.data.decode("utf-8", "replace")
+
+
 @dataclass
 class Recorder:
     requests: list[ReceivedRequest] = field(default_factory=list)
+    frames: list[ReceivedFrame] = field(default_factory=list)
+    connections: list[str] = field(default_factory=list)  # raw path + query of each WebSocket
 
     def clear(self) -> None:
         self.requests.clear()
+        self.frames.clear()
+        self.connections.clear()
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         return sum(
@@ -78,12 +97,54 @@ class SimResponse:
 Handler = Callable[[ReceivedRequest], Awaitable[SimResponse] | SimResponse]
 
 
+class SimSocket:
+    """One simulated venue WebSocket over ASGI: records every frame it receives."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: SendFn, recorder: Recorder) -> None:
+        self.path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        self.query = scope.get("query_string", b"").decode("latin-1")
+        self.headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
+        self._receive, self._send, self._recorder = receive, send, recorder
+        self.close_code: int | None = None  # the client's close code, once it closed
+
+    async def accept(self) -> None:
+        await self._send({"type": "websocket.accept"})
+
+    async def reject(self) -> None:
+        """Refuse the upgrade (the server answers 403)."""
+        await self._send({"type": "websocket.close", "code": 1008})
+
+    async def receive(self) -> str | bytes | None:
+        """The next frame (``str`` text, ``bytes`` binary), or ``None`` once the client closed."""
+        message = await self._receive()
+        if message["type"] != "websocket.receive":
+            self.close_code = message.get("code", 1005)
+            return None
+        data: str | bytes = (
+            message["text"] if message.get("text") is not None else message.get("bytes") or b""
+        )
+        self._recorder.frames.append(ReceivedFrame(self.path, data))
+        return data
+
+    async def send(self, data: str | bytes) -> None:
+        await self._send({"type": "websocket.send", "text" if isinstance(data, str) else "bytes": data})
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+WsHandler = Callable[[SimSocket], Awaitable[None]]
+
+
 class SimVenue:
     """A minimal ASGI server for one simulated venue: records, then delegates to ``handler``."""
 
-    def __init__(self, name: str, handler: Handler, clock: Clock | None = None) -> None:
+    def __init__(
+        self, name: str, handler: Handler, clock: Clock | None = None, ws_handler: WsHandler | None = None
+    ) -> None:
         self.name = name
         self.handler = handler
+        self.ws_handler = ws_handler
         self.clock = clock or SystemClock()
         self.recorder = Recorder()
         # Canned answers for fault tests: popped in order, after the request is recorded.
@@ -92,6 +153,9 @@ class SimVenue:
     async def __call__(self, scope: Scope, receive: Receive, send: SendFn) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
+            return
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
             return
         if scope["type"] != "http":
             return
@@ -117,6 +181,16 @@ class SimVenue:
             }
         )
         await send({"type": "http.response.body", "body": response.body})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: SendFn) -> None:
+        await receive()  # websocket.connect
+        socket = SimSocket(scope, receive, send, self.recorder)
+        self.recorder.connections.append(socket.path + ("?" + socket.query if socket.query else ""))
+        if self.ws_handler is None:
+            await socket.reject()
+            return
+        with contextlib.suppress(OSError):  # the client went away mid-send (uvicorn's ClientDisconnected)
+            await self.ws_handler(socket)
 
 
 async def _read_body(receive: Receive) -> bytes:

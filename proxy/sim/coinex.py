@@ -22,10 +22,22 @@ Endpoints: every path under ``/v2/`` requires authentication (``GET /v2/ping`` e
 ``GET /v2/spot/pending-order`` lists the key's stored orders (``market`` filter);
 ``GET /v2/assets/spot/balance`` returns fixed balances; any other ``/v2/`` path answers
 ``data: {}``.
+
+WebSocket (``/v2/spot`` and ``/v2/futures``; venues.md section 5): requests are JSON
+``{"method", "params", "id"}``; every server frame is a **gzip-compressed binary** frame
+(the official demo ``gzip.decompress``-es each one). ``server.sign`` is verified like the
+REST signature, over ``str(timestamp)`` alone: unknown ``access_id``, a ``signed_str`` that is
+not 64 hex digits or does not match, or a ``timestamp`` outside the 5000 ms window all
+answer ``code`` 21002. ``server.ping`` answers ``pong``. ``order.subscribe`` and
+``balance.subscribe`` need a signed connection (else 21001) and then push two
+``order.update`` events (the key's stored orders, else two made-up ones) or one
+``balance.update``. Other methods answer 20002. The codes and messages are this sim's
+choice after ccxt's CoinEx table; the docs give only ``{"code":21002}`` as an example.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
 import itertools
@@ -36,7 +48,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from proxy.clock import Clock, SystemClock
-from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response
+from proxy.sim.base import ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response
 
 DEFAULT_WINDOW_MS = 5000  # guide: "5000 milliseconds (default)"
 _HEX_SIGN = re.compile(r"[0-9a-fA-F]{64}")
@@ -47,7 +59,12 @@ _MESSAGES = {
     4006: "Signature verification failed",
     4008: "Abnormal X-COINEX-SIGN value",
     4010: "Expired request",
+    20001: "Invalid argument",
+    20002: "Method not found",
+    21001: "Require auth",
+    21002: "Authentication failed",
 }
+WS_PATHS = ("/v2/spot", "/v2/futures")
 NOT_FOUND = SimResponse(
     404, b"<html><body><h1>404 Not Found</h1></body></html>", (("content-type", "text/html"),)
 )
@@ -152,7 +169,84 @@ class CoinexSim:
             orders = [order for order in orders if order["market"] in query["market"]]
         return ok(orders, pagination={"total": len(orders), "has_next": False})
 
+    # --- WebSocket ------------------------------------------------------------------------
+
+    async def handle_ws(self, socket: SimSocket) -> None:
+        if socket.path not in WS_PATHS:
+            await socket.reject()
+            return
+        await socket.accept()
+        signed_as: str | None = None  # the access_id this connection signed in as
+        while (data := await socket.receive()) is not None:
+            request = _ws_request(data)
+            if request is None:
+                await socket.send(pack(_ws_reply(None, 20001)))
+                continue
+            method, request_id, params = request
+            if method == "server.sign":
+                code, access_id = self.ws_authenticate(params)
+                signed_as = access_id if code == 0 else signed_as
+                await socket.send(pack(_ws_reply(request_id, code)))
+            elif method == "server.ping":
+                await socket.send(pack({**_ws_reply(request_id, 0), "data": {"result": "pong"}}))
+            elif method in ("order.subscribe", "balance.subscribe"):
+                await socket.send(pack(_ws_reply(request_id, 0 if signed_as else 21001)))
+                for event in self.ws_events(method, signed_as) if signed_as else []:
+                    await socket.send(pack(event))
+            else:
+                await socket.send(pack(_ws_reply(request_id, 20002)))
+
+    def ws_authenticate(self, params: Any) -> tuple[int, str | None]:
+        """``(0, access_id)`` when ``server.sign`` params are authentic, else ``(21002, None)``."""
+        params = params if isinstance(params, dict) else {}
+        access_id, signed_str, timestamp = (params.get(k) for k in ("access_id", "signed_str", "timestamp"))
+        account = self.keys.get(access_id) if isinstance(access_id, str) else None
+        if account is None or not isinstance(signed_str, str) or not _HEX_SIGN.fullmatch(signed_str):
+            return 21002, None
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+            return 21002, None
+        if abs(round(self.clock.now() * 1000) - timestamp) > DEFAULT_WINDOW_MS:
+            return 21002, None
+        expected = hmac.new(
+            account["secret_key"].encode(), str(timestamp).encode(), hashlib.sha256
+        ).hexdigest()
+        return (0, access_id) if hmac.compare_digest(expected, signed_str) else (21002, None)
+
+    def ws_events(self, method: str, access_id: str) -> list[dict[str, Any]]:
+        if method == "balance.subscribe":
+            return [{"method": "balance.update", "data": {"balance_list": _BALANCES}, "id": None}]
+        orders = self.orders.get(access_id, [])[-2:] or [
+            self.new_order(
+                {"market": "BTCUSDT", "side": "buy", "type": "limit", "amount": "0.001", "price": "30000"}
+            )
+            for _ in range(2)
+        ]
+        return [
+            {"method": "order.update", "data": {"event": "put", "order": order}, "id": None}
+            for order in orders
+        ]
+
+
+def pack(message: dict[str, Any]) -> bytes:
+    """A CoinEx server frame: gzip-compressed JSON."""
+    return gzip.compress(json.dumps(message).encode())
+
+
+def _ws_reply(request_id: Any, code: int) -> dict[str, Any]:
+    return {"id": request_id, "code": code, "message": _MESSAGES.get(code, "OK")}
+
+
+def _ws_request(data: str | bytes) -> tuple[str, Any, Any] | None:
+    try:
+        request = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+        return None
+    return request["method"], request.get("id"), request.get("params")
+
 
 def create_app(keys: Mapping[str, Mapping[str, str]], clock: Clock | None = None) -> SimVenue:
     clock = clock or SystemClock()
-    return SimVenue("coinex", CoinexSim(keys, clock).handle, clock)
+    sim = CoinexSim(keys, clock)
+    return SimVenue("coinex", sim.handle, clock, ws_handler=sim.handle_ws)

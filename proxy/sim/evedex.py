@@ -1,7 +1,8 @@
 """Simulated EVEDEX: SIWE login, JWT sessions and EIP-712 order signatures, verified strictly.
 
 One ASGI app serves the auth API (``/auth/...``) and the trading API (``/api/...``), so one
-server stands in for both origins (``auth-api.`` and ``trading-api.evedex.com``). It does not
+server stands in for both origins (``auth-api.`` and ``trading-api.evedex.com``); it also
+serves the Centrifugo stream endpoint (``proxy.sim.evedex_ws``). It does not
 import ``proxy.signers``: it rebuilds each typed data with eth-account's
 ``encode_typed_data`` from the SDK's schemas (``exchange-crypto`` 1.0.24, domain version 2)
 and recovers the signer with ``Account.recover_message``, so a signer mistake fails a test.
@@ -41,6 +42,7 @@ from eth_account.messages import encode_defunct, encode_typed_data
 
 from proxy.clock import Clock
 from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response
+from proxy.sim.evedex_ws import EvedexStreams
 
 NONCE_TTL_S = 300
 CLOCK_SKEW_S = 60
@@ -132,6 +134,7 @@ class EvedexSim(SimVenue):
         chain_id: int,
     ) -> None:
         super().__init__("evedex", self._handle, clock)
+        self.ws_handler = EvedexStreams(self).handle  # Centrifugo streams: proxy.sim.evedex_ws
         self.chain_id, self.access_ttl_s, self.refresh_ttl_s = chain_id, access_ttl_s, refresh_ttl_s
         self.logins = self.refreshes = 0
         self.orders: dict[str, dict[str, Any]] = {}
@@ -222,6 +225,13 @@ class EvedexSim(SimVenue):
             + "."
             + _b64(hmac.new(self._secret, signing_input.encode(), hashlib.sha256).digest())
         )
+
+    def access_token_wallet(self, token: str) -> str | None:
+        """The wallet of an unexpired access token this sim issued (stream subscriptions)."""
+        if not token.isascii():
+            return None
+        claims = self._claims(f"Bearer {token}", "access")
+        return None if claims is None else str(claims["sub"])
 
     def _claims(self, authorization: str | None, kind: str) -> dict[str, Any] | None:
         """Verified, unexpired claims of ``Bearer <jwt>`` of ``kind``, else ``None``."""

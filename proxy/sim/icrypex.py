@@ -18,6 +18,17 @@ order is this sim's choice). Endpoints (``trading-authenticated.md``, ``funding.
 ``GET /sapi/v1/orders`` (open orders, pagination model), ``DELETE /sapi/v1/orders?orderId=``
 (422 when unknown), ``GET /sapi/v1/orders/history``, ``GET /sapi/v1/trades`` and
 ``GET /sapi/v1/wallet``.
+
+WebSocket (``wss://istream.icrypex.com``, path ``/``; ``websockets.md``): text frames
+``type|json``. ``api-login|{"pk","s","ts","n"}`` is verified exactly like the REST headers
+(``pk`` = ``ICX-API-KEY``, ``s`` = ``ICX-SIGN``, ``ts``, ``n`` = ``ICX-NONCE``, both JSON
+integers) and answered ``api-auth|{"v":true}`` or ``{"v":false}``. ``subscribe|{"c","s"}``
+is answered ``subscribe-response|{"c","s"}``. The docs list order and balance events for
+authenticated connections but mark them "not enabled yet", so their names are this sim's
+choice: channels ``order`` and ``balance``; subscribing to them unauthenticated answers
+``"s": false``; after a good login they push two ``order|{...}`` (the stored open orders,
+else made-up ones) or one ``balance|{"b":[...]}`` event. Other types answer
+``error|{"m": "..."}``.
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from proxy.clock import Clock, SystemClock
-from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response
+from proxy.sim.base import ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response
 
 MAX_TOLERANCE_MS = 60_000
 UNAUTHORIZED = SimResponse(401, b"", ())
@@ -44,6 +55,7 @@ _WALLET = [
     {"asset": "TRY", "order": "0", "request": "0", "blocked": "0", "total": "50000", "available": "50000"},
 ]
 _ORDER_FIELDS = ("symbol", "type", "side")
+PRIVATE_CHANNELS = ("order", "balance")
 
 Route = Callable[[ReceivedRequest], SimResponse]
 
@@ -165,7 +177,71 @@ class IcrypexSim:
         order["status"] = "CANCEL"
         return json_response(200, {"ok": True, "id": order["id"], "code": "SUCCESS"})
 
+    # --- WebSocket ------------------------------------------------------------------------
+
+    async def handle_ws(self, socket: SimSocket) -> None:
+        if socket.path != "/":
+            await socket.reject()
+            return
+        await socket.accept()
+        authenticated = False
+        while (data := await socket.receive()) is not None:
+            kind, body = _ws_message(data)
+            if kind == "api-login":
+                authenticated = authenticated or self.ws_authentic(body)
+                await socket.send("api-auth|" + _compact({"v": authenticated}))
+            elif kind == "subscribe" and isinstance(body, dict) and isinstance(body.get("c"), str):
+                channel, on = body["c"], body.get("s") is True
+                allowed = authenticated or channel not in PRIVATE_CHANNELS
+                await socket.send("subscribe-response|" + _compact({"c": channel, "s": on and allowed}))
+                for event in self.ws_events(channel) if on and allowed else []:
+                    await socket.send(event)
+            else:
+                await socket.send("error|" + _compact({"m": "unknown message"}))
+
+    def ws_authentic(self, body: Any) -> bool:
+        """``api-login`` fields checked as the REST headers are (``authentic``)."""
+        fields = body if isinstance(body, dict) else {}
+        pk, sign, ts, nonce = (fields.get(k) for k in ("pk", "s", "ts", "n"))
+        if not (isinstance(pk, str) and isinstance(sign, str) and pk.isascii() and sign.isascii()):
+            return False
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (ts, nonce)):
+            return False
+        headers = (("icx-api-key", pk), ("icx-sign", sign), ("icx-ts", str(ts)), ("icx-nonce", str(nonce)))
+        return self.authentic(ReceivedRequest("GET", "/", headers, b""))
+
+    def ws_events(self, channel: str) -> list[str]:
+        if channel == "balance":
+            return ["balance|" + _compact({"b": _WALLET})]
+        if channel != "order":
+            return []
+        orders = [o for o in self.orders.values() if o["status"] == "OPEN"][-2:]
+        if not orders:
+            made_up = {
+                "symbol": "BTCTRY",
+                "type": "LIMIT",
+                "side": "BUY",
+                "price": "2000000",
+                "quantity": "0.001",
+            }
+            orders = [self.new_order(made_up) for _ in range(2)]
+        return ["order|" + _compact(order) for order in orders]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _ws_message(data: str | bytes) -> tuple[str, Any]:
+    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+    kind, _, raw = text.partition("|")
+    try:
+        return kind, json.loads(raw)
+    except ValueError:
+        return kind, None
+
 
 def create_app(keys: Mapping[str, Mapping[str, str]], clock: Clock | None = None) -> SimVenue:
     clock = clock or SystemClock()
-    return SimVenue("icrypex", IcrypexSim(keys, clock).handle, clock)
+    sim = IcrypexSim(keys, clock)
+    return SimVenue("icrypex", sim.handle, clock, ws_handler=sim.handle_ws)

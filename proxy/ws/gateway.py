@@ -1,0 +1,213 @@
+"""One stream through the proxy, in contract order (``proxy.ws`` docstring).
+
+Before the upgrade every refusal is the HTTP error contract: ``X-Signing-Proxy-Error`` and
+the JSON body, sent with the ASGI ``websocket.http.response`` extension (uvicorn has it);
+a server without it gets close 1008 with the error code as the reason. The venue
+connection is opened *before* the client's upgrade is accepted, so an unreachable venue
+is a 502/504 too, and the client gets the subprotocol the venue chose. After the upgrade
+the proxy logs in, then relays; it speaks in close codes (``proxy.ws.frames``).
+
+One log line per stream (``signing_proxy.stream``): who, which venue account and path,
+the decision, how it ended and frame counts. Never frame content, keys or tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.credentials.base import require_fields
+from proxy.errors import ProxyError, render_error
+from proxy.pipeline import Incoming, Pipeline, Venue
+from proxy.settings import WebSocketSettings
+from proxy.signers.base import OutgoingRequest, UpstreamReply
+from proxy.ws import frames
+from proxy.ws.admission import StreamGrant, authorize_stream
+from proxy.ws.base import LoginFailed, StreamContext, StreamLogin
+from proxy.ws.frames import Closed
+from proxy.ws.limits import ConnectionLimits, Lease
+from proxy.ws.logins import LOGINS
+from proxy.ws.relay import ClientSide, Ending, Relay, RelayStats
+from proxy.ws.upstream import Connector, UpstreamGone, UpstreamSocket
+
+log = logging.getLogger("signing_proxy.stream")
+_DISCONNECT_WAIT_S = 0.5
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Open:
+    grant: StreamGrant
+    lease: Lease
+    login: StreamLogin
+    upstream: UpstreamSocket
+
+
+class StreamGateway:
+    def __init__(
+        self, pipeline: Pipeline, settings: WebSocketSettings, connector: Connector, reply_timeout_s: float
+    ) -> None:
+        self.pipeline = pipeline
+        self.settings = settings
+        self.connector = connector
+        self.reply_timeout_s = reply_timeout_s  # the venue's time to answer the login
+        self.limits = ConnectionLimits(settings.max_connections_per_client, settings.max_connections_per_key)
+
+    async def start(self) -> None:
+        await self.connector.start()
+
+    async def close(self) -> None:
+        await self.connector.close()
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return  # the client left before the handshake reached us
+        started = self.pipeline.clock.monotonic()
+        request = _incoming(scope)
+        entry: dict[str, Any] = {"request_id": request_id, "path": None}
+        try:
+            opened = await self._open(request, scope, entry)
+        except ProxyError as error:
+            await _refuse(scope, send, error, request_id)
+            self._log(entry, started, status=error.status, error=error.code)
+            await _await_disconnect(receive)
+            return
+        try:
+            headers = [(b"x-request-id", request_id.encode())]
+            await send(
+                {"type": "websocket.accept", "subprotocol": opened.upstream.protocol, "headers": headers}
+            )
+            ending, stats = await self._stream(opened, ClientSide(receive, send))
+        finally:
+            opened.lease.release()
+            await opened.upstream.close()
+        self._log(entry, started, status=101, ending=ending, stats=stats)
+
+    async def _open(self, request: Incoming, scope: Scope, entry: dict[str, Any]) -> _Open:
+        grant = authorize_stream(self.pipeline, request)
+        route = grant.route
+        entry.update(client=grant.client.name, venue=route.venue, account=route.account)
+        entry.update(
+            path=route.upstream_path, decision=grant.decision.reason, would_deny=grant.decision.would_deny
+        )
+        lease = self.limits.acquire(grant.client.name, grant.key)
+        try:
+            creds = await self.pipeline.store.get(route.venue, route.account)
+            require_fields(creds, grant.venue.signer.required_fields, route.venue, route.account)
+            ctx = StreamContext(
+                grant.venue,
+                route.account,
+                creds,
+                self.pipeline.clock,
+                self._http(grant.venue),
+                self.reply_timeout_s,
+            )
+            login = LOGINS[grant.venue.signer.scheme](ctx)
+            upstream = await self.connector.connect(
+                grant.origin, route.target, scope.get("subprotocols") or ()
+            )
+        except BaseException:
+            lease.release()
+            raise
+        return _Open(grant, lease, login, upstream)
+
+    async def _stream(self, opened: _Open, client: ClientSide) -> tuple[Ending, RelayStats]:
+        relay = Relay(
+            client,
+            opened.upstream,
+            opened.login,
+            self.settings.max_frame_bytes,
+            self.settings.idle_timeout_s,
+            self.pipeline.clock,
+        )
+        try:
+            backlog = await opened.login.login(opened.upstream)
+        except LoginFailed as failed:
+            closed = Closed(frames.LOGIN_FAILED, frames.fit_reason(f"login_failed: {failed.detail}"))
+            ending = Ending("login_failed", closed, Closed(frames.NORMAL))
+        except UpstreamGone:
+            ending = Ending(
+                "venue", Closed(frames.BAD_GATEWAY, "upstream_closed: the venue connection is gone"), None
+            )
+        except ProxyError as error:
+            ending = Ending("error", frames.for_error(error), Closed(frames.NORMAL))
+        except Exception as exc:  # class only: a library's message may quote key material
+            log.error("stream login failed unexpectedly", extra={"error": type(exc).__name__})
+            ending = Ending("error", Closed(frames.INTERNAL, "internal_error"), Closed(frames.NORMAL))
+        else:
+            return await relay.run(backlog), relay.stats
+        await relay.finish(ending)
+        return ending, relay.stats
+
+    def _http(self, venue: Venue) -> Callable[[OutgoingRequest], Awaitable[UpstreamReply]]:
+        forwarder = self.pipeline.forwarder
+
+        async def send(request: OutgoingRequest) -> UpstreamReply:
+            # Logins over HTTP (EVEDEX's auth API) go to configured origins only, as in REST.
+            return await forwarder.send(request.origin or venue.origin, request)
+
+        return send
+
+    def _log(
+        self,
+        entry: dict[str, Any],
+        started: float,
+        status: int,
+        error: str | None = None,
+        ending: Ending | None = None,
+        stats: RelayStats | None = None,
+    ) -> None:
+        entry.update(status=status, error=error)
+        if ending is not None:
+            to_client = ending.to_client
+            entry.update(ended_by=ending.by, close_code=to_client.code if to_client else None)
+        if stats is not None:
+            entry.update(
+                frames_to_venue=stats.to_venue, frames_to_client=stats.to_client, dropped=stats.dropped
+            )
+        entry["duration_ms"] = round((self.pipeline.clock.monotonic() - started) * 1000, 3)
+        log.info("stream", extra=entry)
+
+
+def _incoming(scope: Scope) -> Incoming:
+    headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
+    return Incoming(
+        method="GET",
+        raw_path=scope.get("raw_path") or scope["path"].encode(),
+        query=scope.get("query_string", b""),
+        headers=headers,
+        peer=(scope.get("client") or (None,))[0],
+    )
+
+
+async def _refuse(scope: Scope, send: Send, error: ProxyError, request_id: str) -> None:
+    """The error contract before the upgrade; close 1008 + code where the server cannot say more."""
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1008, "reason": error.code})
+        return
+    rendered = render_error(error, request_id)
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in rendered.headers]
+    headers.append((b"content-length", str(len(rendered.body)).encode()))
+    await send({"type": "websocket.http.response.start", "status": rendered.status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": rendered.body})
+
+
+async def _await_disconnect(receive: Receive) -> None:
+    """Return only once the server has dropped the refused connection.
+
+    uvicorn's websockets-sansio protocol reports a refusal sent as an HTTP response with a
+    synthetic disconnect first and the real one when the socket is gone; an app that returns
+    before the second logs "ASGI callable returned without completing handshake" at ERROR
+    for every refusal. Bounded, so a server that sends a single disconnect costs 0.5 s.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_DISCONNECT_WAIT_S):
+            for _ in range(2):
+                await receive()
