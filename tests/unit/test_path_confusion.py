@@ -1,0 +1,172 @@
+"""Path confusion, property-based: whatever path a client crafts, a request reaches the
+venue only if the path *as forwarded* matches an allow rule and no deny rule, and the
+forwarded path is byte for byte the one the client sent.
+
+The oracle below is an independent, naive glob matcher (segment by segment), not the
+proxy's compiled regular expressions. Requests are driven straight into the ASGI app with
+a hand-built scope, so no HTTP client normalises the path on the way in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.app import ProxyApp
+from proxy.clock import SystemClock
+from proxy.credentials.memory import MemoryStore
+from proxy.hygiene import HeaderPolicy
+from proxy.pipeline import Pipeline, Venue
+from proxy.policy_loader import load_policies
+from proxy.ratelimit import MemoryLimiter
+from proxy.signers import owned_headers
+from proxy.signers.base import OutgoingRequest, UpstreamReply
+from proxy.signers.coinex import CoinexSigner
+
+ALLOW = ["/v2/spot/**", "/v2/assets/*"]
+DENY = ["**/withdraw*"]
+POLICY = f"""
+version: 1
+clients:
+  bot:
+    loopback: true
+    allow: [{{venue: coinex, methods: [GET], paths: {ALLOW}}}]
+    deny: [{{venue: "*", paths: {DENY}}}]
+"""
+
+SEGMENTS = [
+    "v2",
+    "spot",
+    "assets",
+    "order",
+    "withdraw",
+    "withdrawal",
+    "WITHDRAW",
+    "Withdraw",
+    "withdraw.",
+    "..",
+    ".",
+    "%2e",
+    "%2E%2e",
+    ".%2e",
+    "%2f",
+    "%2F",
+    "%252f",
+    "%5c",
+    "\\",
+    "",
+    "a;b",
+    "withdraw;x",
+    "\uff57ithdraw",
+    "with%64raw",
+    "x%20y",
+    "%00",
+    "spot%2fwithdraw",
+    "\t",
+    "~",
+]
+
+
+def _segment_match(pattern: str, text: str) -> bool:
+    """'*' within one segment; literal otherwise."""
+    if not pattern:
+        return not text
+    if pattern[0] == "*":
+        return any(_segment_match(pattern[1:], text[i:]) for i in range(len(text) + 1))
+    return bool(text) and text[0] == pattern[0] and _segment_match(pattern[1:], text[1:])
+
+
+def _glob(pattern: list[str], path: list[str]) -> bool:
+    if not pattern:
+        return not path
+    if pattern[0] == "**":  # any number of whole segments (at least one, as the path has a leading '/')
+        return any(_glob(pattern[1:], path[i:]) for i in range(len(path) + 1))
+    return bool(path) and _segment_match(pattern[0], path[0]) and _glob(pattern[1:], path[1:])
+
+
+def oracle_allows(path: str) -> bool:
+    def matches(glob: str) -> bool:
+        if glob.startswith("**"):  # '**/x' : any prefix of segments, then x
+            return _glob(["**", *glob[3:].split("/")], path.split("/")[1:])
+        return _glob(glob.split("/")[1:], path.split("/")[1:])
+
+    return any(matches(g) for g in ALLOW) and not any(matches(g) for g in DENY)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[OutgoingRequest] = []
+
+    async def send(self, origin: str, request: OutgoingRequest) -> UpstreamReply:
+        self.sent.append(request)
+        return UpstreamReply(200, (("content-type", "application/json"),), b'{"code":0}')
+
+
+def _app(tmp: Path) -> tuple[ProxyApp, Recorder]:
+    (tmp / "p.yaml").write_text(POLICY)
+    upstream = Recorder()
+    clock = SystemClock()
+    venue = Venue("coinex", "http://venue", frozenset({"main"}), CoinexSigner())
+    store = MemoryStore({("coinex", "main"): {"api_key": "k", "secret_key": "s"}})
+    pipeline = Pipeline(
+        load_policies(tmp),
+        {"coinex": venue},
+        store,
+        MemoryLimiter(clock),
+        upstream,
+        clock,
+        HeaderPolicy(owned_headers()),
+    )
+    return ProxyApp(pipeline, 1024), upstream
+
+
+async def _call(app: ProxyApp, raw_path: bytes) -> int:
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": raw_path.decode("latin-1"),
+        "raw_path": raw_path,
+        "query_string": b"",
+        "headers": [(b"host", b"proxy")],
+        "client": ("127.0.0.1", 5000),
+    }
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return int(sent[0]["status"])  # type: ignore[call-overload]
+
+
+@settings(max_examples=400, deadline=None)
+@given(segments=st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=6))
+def test_forwarded_iff_policy_admits_the_forwarded_path(tmp_path_factory, segments: list[str]) -> None:
+    app, upstream = _app(tmp_path_factory.mktemp("p"))
+    upstream_path = "/" + "/".join(segments)
+    raw = ("/coinex/main" + upstream_path).encode("utf-8")
+    status = asyncio.run(_call(app, raw))
+    if upstream.sent:
+        forwarded = upstream.sent[0].path
+        assert forwarded == upstream_path  # byte for byte: nothing normalised
+        assert oracle_allows(forwarded), forwarded
+        assert status == 200
+    else:
+        assert status in (400, 403)
+        if status == 403:  # the path was clean, so the policy must be what refused it
+            assert not oracle_allows(upstream_path), upstream_path
+
+
+def test_oracle_sanity() -> None:
+    assert oracle_allows("/v2/spot/order")
+    assert oracle_allows("/v2/assets/balance")
+    assert not oracle_allows("/v2/assets/a/b")
+    assert not oracle_allows("/v2/spot/withdraw")
+    assert not oracle_allows("/v2/spot/x/withdrawal")
+    assert oracle_allows("/v2/spot/WITHDRAW")  # case-sensitive, as specified: the venue must see it literally
