@@ -26,7 +26,7 @@ from proxy.config_errors import ConfigError
 from proxy.credentials.base import CredentialStore
 from proxy.credentials.vault import VaultStore, make_client
 from proxy.credentials.vault_auth import AppRoleLogin, ServiceAccountLogin, TokenLogin, VaultLogin
-from proxy.errors import BadRequest, BodyTooLarge, ProxyError, render_error
+from proxy.errors import BadRequest, BodyTooLarge, InternalError, ProxyError, render_error
 from proxy.forward import Forwarder
 from proxy.hygiene import HeaderPolicy, response_headers
 from proxy.metrics import Metrics
@@ -104,7 +104,8 @@ class ProxyApp:
             reply = await self.pipeline.handle(request, lambda: self._read_body(request, receive), audit)
             status, out_headers, body = reply.status, response_headers(reply.headers), reply.body
             code = None
-        except ProxyError as error:
+        except Exception as exc:
+            error = exc if isinstance(exc, ProxyError) else _internal(exc, request_id)
             rendered = render_error(error, request_id)
             status, out_headers, body, code = rendered.status, rendered.headers, rendered.body, error.code
         out_headers = [(k, v) for k, v in out_headers if k != "x-request-id"]
@@ -151,6 +152,11 @@ class ProxyApp:
                     await self._shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _internal(exc: Exception, request_id: str) -> InternalError:
+    log.error("internal error", extra={"request_id": request_id, "error": type(exc).__name__})
+    return InternalError()
 
 
 def _request_id(supplied: str | None) -> str:

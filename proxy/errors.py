@@ -14,7 +14,8 @@ untouched) is a ``ProxyError`` leaf. Each leaf carries its contract code and HTT
     ├── CredentialsUnavailable      503 credentials_unavailable (.venue, .account, .missing)
     ├── SigningFailed               500 signing_failed         (.scheme)
     ├── UpstreamUnreachable         502 upstream_unreachable
-    └── UpstreamTimeout             504 upstream_timeout
+    ├── UpstreamTimeout             504 upstream_timeout
+    └── InternalError               500 internal_error  (a bug: any other exception)
 
 ``render_error`` is the single renderer: JSON body
 ``{"error": {"code", "message", "request_id"}}`` plus ``X-Signing-Proxy-Error: <code>``.
@@ -112,6 +113,17 @@ class UpstreamUnreachable(ProxyError):
 
 class UpstreamTimeout(ProxyError):
     code, status = "upstream_timeout", 504
+
+
+class InternalError(ProxyError):
+    """Any exception that is not a ProxyError: a bug. Rendered with a fixed message, and
+    logged by class only, because its text may quote request data or key bytes (a
+    traceback printed by the server would)."""
+
+    code, status = "internal_error", 500
+
+    def __init__(self) -> None:
+        super().__init__("internal error")
 
 
 @dataclass(frozen=True, slots=True)
