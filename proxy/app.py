@@ -38,6 +38,7 @@ from proxy.ratelimit_gate import RateGate, build_rate_limits
 from proxy.server import REFUSED
 from proxy.settings import Settings, validate_scheme_options
 from proxy.signers import SIGNERS, owned_headers
+from proxy.signers.base import SessionEvents
 from proxy.ws.gateway import StreamGateway
 from proxy.ws.upstream import AiohttpConnector
 
@@ -214,15 +215,16 @@ def _log_request(
     )
 
 
-def build_venues(settings: Settings) -> dict[str, Venue]:
+def build_venues(settings: Settings, events: SessionEvents | None = None) -> dict[str, Venue]:
     """One signer per configured venue, built once from its validated scheme options."""
     venues = {}
     for name, config in settings.venues.items():
         signer_class = SIGNERS[config.scheme]
         options = validate_scheme_options(Path(settings.source), name, config)
-        venues[name] = Venue(
-            name, config.upstream, frozenset(config.accounts), signer_class(options), config.ws_upstream
-        )
+        signer = signer_class(options)
+        if events is not None:
+            signer.events = events
+        venues[name] = Venue(name, config.upstream, frozenset(config.accounts), signer, config.ws_upstream)
     return venues
 
 
@@ -271,7 +273,7 @@ def create_app(
     """Wire the data plane from settings. Config and policy errors raise ``ConfigError`` here."""
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
-    venues = build_venues(settings)
+    venues = build_venues(settings, metrics.session)
     if policies is None:
         policies = load_policies(settings.policies, venues=venues)
     store = store if store is not None else build_store(settings, clock, metrics)

@@ -23,6 +23,7 @@ from proxy.pipeline import Pipeline, Venue
 from proxy.policy_loader import load_policies
 from proxy.ratelimit_gate import build_rate_limits
 from proxy.settings import Settings, load_settings
+from proxy.signers.base import SessionEvents
 
 log = logging.getLogger("signing_proxy.reload")
 
@@ -30,9 +31,10 @@ _RESTART_ONLY = ("listen", "admin", "vault", "upstream", "rate_limits", "websock
 
 
 class Reloader:
-    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+    def __init__(self, pipeline: Pipeline, settings: Settings, events: SessionEvents | None = None) -> None:
         self.pipeline = pipeline
         self.settings = settings
+        self.events = events  # session metrics for signers built by a reload
         self.generation = 0
         self._stamp = self._fingerprint()
 
@@ -40,7 +42,7 @@ class Reloader:
         """Load and swap. Returns False (old config kept) on any config or policy error."""
         try:
             settings = load_settings(self.settings.source)
-            venues = build_venues(settings)
+            venues = build_venues(settings, self.events)
             policies = load_policies(settings.policies, venues=venues)
             limits = build_rate_limits(settings)  # venues added by this reload get their profile
         except ConfigError as error:

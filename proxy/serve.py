@@ -41,7 +41,7 @@ async def serve(settings: Settings, app: ProxyApp) -> None:
         ws_max_size=settings.websocket.max_frame_bytes,
     )
     main = ProxyServer(config)
-    reloader = Reloader(app.pipeline, settings)
+    reloader = Reloader(app.pipeline, settings, events=app.metrics.session)
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload)
     watcher = (
         asyncio.create_task(reloader.watch(settings.watch_interval_s)) if settings.watch_interval_s else None

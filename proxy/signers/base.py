@@ -82,6 +82,12 @@ class UpstreamReply:
 
 
 Send = Callable[[OutgoingRequest], Awaitable[UpstreamReply]]
+# (venue, event, result): session events a scheme reports, e.g. ("evedex", "refresh", "ok").
+SessionEvents = Callable[[str, str, str], None]
+
+
+def _ignore_events(venue: str, event: str, result: str) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +120,7 @@ class Signer:
         if not isinstance(options, SchemeOptions):
             options = self.Options.model_validate(dict(options or {}))
         self.options = options
+        self.events: SessionEvents = _ignore_events  # create_app points it at the metrics
 
     def sign(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> OutgoingRequest:
         raise NotImplementedError

@@ -228,7 +228,7 @@ class EvedexSigner(Signer):
         self.opts = EvedexOptions.model_validate(self.options.model_dump())
         self._sessions: dict[tuple[str, str], _Session] = {}
         self.sessions: SessionStore = LocalSessions()  # create_app shares them through Redis
-        self.replay_rejections = 0  # a 401 answered to the replay (metrics come later)
+        self.replay_rejections = 0  # a 401 answered to the replay (also a metric via self.events)
 
     def sign(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> OutgoingRequest:
         """api_key mode: the whole scheme. jwt mode needs round trips: see ``flow``."""
@@ -255,6 +255,7 @@ class EvedexSigner(Signer):
         reply = await send(with_credential(signed, AUTHORIZATION, bearer(token)))
         if reply.status == 401:
             self.replay_rejections += 1
+        self.events(ctx.venue, "replay", "rejected" if reply.status == 401 else "ok")
         return reply
 
     async def access_token(self, creds: Credentials, ctx: SignContext, send: Send) -> str:
@@ -317,8 +318,14 @@ class EvedexSigner(Signer):
         renewed = None
         if tokens is not None and not tokens.refresh_expired(ctx.now_ms):
             renewed = await self._refresh(tokens, ctx, send)
+            self.events(ctx.venue, "refresh", "rejected" if renewed is None else "ok")
         if renewed is None:
-            renewed = await self._login(wallet, ctx, send)
+            try:
+                renewed = await self._login(wallet, ctx, send)
+            except Exception:
+                self.events(ctx.venue, "login", "failed")
+                raise
+            self.events(ctx.venue, "login", "ok")
         session.address, session.tokens = wallet.address, renewed
         await self.sessions.save(ctx.venue, ctx.account, wallet.address, renewed)
         return renewed

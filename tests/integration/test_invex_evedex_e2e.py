@@ -121,3 +121,8 @@ async def test_evedex_stampede_on_expired_token_costs_one_refresh(
     assert [r.status_code for r in responses] == [200] * 50
     assert sim.refreshes == refreshes + 1
     assert sim.logins == logins
+    metrics = stack.app.metrics.render().decode()
+    assert 'signing_proxy_venue_sessions_total{event="refresh",result="ok",venue="evedex"} 1.0' in metrics
+    # Requests that started after the refresh used the new token directly: no replay for them.
+    assert 'signing_proxy_venue_sessions_total{event="replay",result="ok",venue="evedex"}' in metrics
+    assert 'event="replay",result="rejected"' not in metrics
