@@ -18,41 +18,15 @@ import asyncio
 import itertools
 import json
 import os
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from proxy.devvault import free_port
+from proxy.serve_process import ServeProcess
+from proxy.sim.samples import ORDERS, READS
 from proxy.stack import LocalStack
-
-ORDERS = {
-    "coinex": (
-        "/v2/spot/order",
-        {"market": "BTCUSDT", "side": "buy", "type": "limit", "amount": "1", "price": "1"},
-    ),
-    "icrypex": (
-        "/sapi/v1/orders",
-        {"symbol": "BTCTRY", "side": "BUY", "type": "LIMIT", "price": "1", "quantity": "1"},
-    ),
-    "haqqex": (
-        "/api/v1/orders",
-        {"pair": "BTC_USDT", "side": "buy", "type": "limit", "price": "1", "amount": "1"},
-    ),
-    "invex": (
-        "/trading/v1/orders",
-        {"symbol": "TRX_USDT", "side": "BUYER", "type": "LIMIT", "quantity": "1", "price": "1"},
-    ),
-}
-READS = {
-    "coinex": "/v2/assets/spot/balance",
-    "icrypex": "/sapi/v1/wallet",
-    "haqqex": "/api/v1/balances",
-    "invex": "/trading/v1/accounts?currency=USDT",
-    "evedex": "/api/user/me",
-}
 
 
 @dataclass
@@ -73,7 +47,8 @@ def _traffic(base: str, stack: LocalStack) -> itertools.cycle[tuple[str, str, di
     for venue, path in READS.items():
         mix.append(("GET", f"{base}/{venue}/main{path}", trader, None))
     for venue, (path, order) in ORDERS.items():
-        mix.append(("POST", f"{base}/{venue}/main{path}", trader, order))
+        if venue != "evedex":  # its order ids must be unique: reads cover it
+            mix.append(("POST", f"{base}/{venue}/main{path}", trader, order))
     mix += [
         ("POST", f"{base}/coinex/main/v2/assets/withdraw", trader, {"amount": "1"}),  # 403
         ("GET", f"{base}/coinex/main/v2/assets/spot/balance", {}, None),  # 401
@@ -110,36 +85,16 @@ async def drive(base: str, stack: LocalStack, rate: float, duration: float) -> C
 
 
 async def soak(duration: float, rate: float, warmup: float) -> dict[str, object]:
-    async with LocalStack(extra_config={"rate_limits": {"venue_profiles": False}}) as stack:
-        port, admin = free_port(), free_port()
-        env = {
-            **os.environ,
-            "SIGNING_PROXY_LISTEN__PORT": str(port),
-            "SIGNING_PROXY_ADMIN__PORT": str(admin),
-            "SIGNING_PROXY_LOG_LEVEL": "WARNING",
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "proxy",
-            "serve",
-            "--config",
-            str(stack.dir / "proxy.yaml"),
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            await _wait_healthy(f"http://127.0.0.1:{admin}/healthz")
-            await drive(base, stack, rate, warmup)
-            before = sample(process.pid)
-            statuses = await drive(base, stack, rate, duration)
-            await asyncio.sleep(0.5)  # let closed connections be reaped
-            after = sample(process.pid)
-        finally:
-            process.terminate()
-            await process.wait()
+    async with (
+        LocalStack(extra_config={"rate_limits": {"venue_profiles": False}}) as stack,
+        ServeProcess(stack.dir / "proxy.yaml", env={"SIGNING_PROXY_LOG_LEVEL": "WARNING"}) as proxy,
+    ):
+        assert proxy.process is not None
+        await drive(proxy.url, stack, rate, warmup)
+        before = sample(proxy.process.pid)
+        statuses = await drive(proxy.url, stack, rate, duration)
+        await asyncio.sleep(0.5)  # let closed connections be reaped
+        after = sample(proxy.process.pid)
     return {
         "duration_s": duration,
         "rate_per_s": rate,
@@ -151,18 +106,6 @@ async def soak(duration: float, rate: float, warmup: float) -> dict[str, object]
         "fds_before": before.fds,
         "fds_after": after.fds,
     }
-
-
-async def _wait_healthy(url: str) -> None:
-    async with httpx.AsyncClient(timeout=1) as http:
-        for _ in range(200):
-            try:
-                if (await http.get(url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the proxy did not become healthy")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from proxy.cli import main
-from proxy.devvault import free_port
+from proxy.serve_process import ServeProcess
 from proxy.stack import LocalStack
 
 
@@ -29,43 +26,12 @@ def test_check_vault_reports_each_account(stack: LocalStack, capsys, monkeypatch
             assert value not in out
 
 
-async def _wait_healthy(http: httpx.AsyncClient, url: str, process: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.returncode is None, "signing-proxy serve exited early"
-        try:
-            if (await http.get(url)).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("proxy did not become healthy")
-
-
 @pytest.mark.asyncio(loop_scope="session")  # the simulated venues answer on the session loop
 async def test_serve_process_signs_and_stops_on_sigterm(stack: LocalStack) -> None:
-    port, admin = free_port(), free_port()
-    env = {
-        **os.environ,
-        "VAULT_TOKEN": stack.vault.root_token,
-        "SIGNING_PROXY_LISTEN__PORT": str(port),
-        "SIGNING_PROXY_ADMIN__PORT": str(admin),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "serve",
-        "--config",
-        str(stack.dir / "proxy.yaml"),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proxy = await ServeProcess(stack.dir / "proxy.yaml", stderr=asyncio.subprocess.PIPE).start()
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            await _wait_healthy(http, f"http://127.0.0.1:{admin}/healthz", process)
-            ready = await http.get(f"http://127.0.0.1:{admin}/readyz")
+            ready = await http.get(f"{proxy.admin_url}/readyz")
             checks = ready.json()["checks"]
             # Not ready, and it says why: the stack declares accounts with no secret in Vault.
             assert ready.status_code == 503 and checks["policies"] and checks["vault"]
@@ -73,14 +39,12 @@ async def test_serve_process_signs_and_stops_on_sigterm(stack: LocalStack) -> No
             assert "no secret" in checks["secrets"]["icrypex/absent"]
             assert checks["secrets"]["coinex/incomplete"] != "ok"
             response = await http.get(
-                f"http://127.0.0.1:{port}/coinex/main/v2/assets/spot/balance", headers=stack.headers()
+                f"{proxy.url}/coinex/main/v2/assets/spot/balance", headers=stack.headers()
             )
             assert response.status_code == 200 and response.json()["code"] == 0
-            denied = await http.get(
-                f"http://127.0.0.1:{port}/coinex/main/v2/x/withdraw", headers=stack.headers()
-            )
+            denied = await http.get(f"{proxy.url}/coinex/main/v2/x/withdraw", headers=stack.headers())
             assert denied.status_code == 403
-            metrics = (await http.get(f"http://127.0.0.1:{admin}/metrics")).text
+            metrics = (await http.get(f"{proxy.admin_url}/metrics")).text
             assert (
                 'signing_proxy_requests_total{account="main",outcome="forwarded",venue="coinex"} 1.0'
                 in metrics
@@ -95,14 +59,14 @@ async def test_serve_process_signs_and_stops_on_sigterm(stack: LocalStack) -> No
             assert 'signing_proxy_vault_lookups_total{result="read"}' in metrics
             assert "/v2/" not in metrics and stack.clients["trader"].token not in metrics
             # The admin endpoints are never on the client port.
-            assert (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 401
+            assert (await http.get(f"{proxy.url}/healthz")).status_code == 401
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr_bytes = await asyncio.wait_for(process.communicate(), timeout=20)
-    assert process.returncode == 0
-    stderr = stderr_bytes.decode()
-    assert any('"msg": "request"' in line and '"status": 200' in line for line in stderr.splitlines())
-    assert stack.clients["trader"].token not in stderr
+        code = await proxy.stop()
+    assert code == 0
+    assert any(
+        '"msg": "request"' in line and '"status": 200' in line for line in proxy.stderr_text.splitlines()
+    )
+    assert stack.clients["trader"].token not in proxy.stderr_text
 
 
 @pytest.mark.parametrize("bad", ["venues: {}\n", "venues: [\n"])

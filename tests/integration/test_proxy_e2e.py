@@ -8,38 +8,17 @@ import httpx
 import pytest
 
 from proxy.sim.base import SimResponse, json_response
+from proxy.sim.samples import ORDERS as SAMPLE_ORDERS
+from proxy.sim.samples import READS as SAMPLE_READS
 from proxy.stack import LocalStack
 from tests.integration.rawhttp import raw_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-# One representative read and one order per venue, as a trading bot would send them.
-READS = {
-    "coinex": "/v2/assets/spot/balance",
-    "icrypex": "/sapi/v1/wallet",
-    "haqqex": "/api/v1/balances",
-}
-ORDERS = {
-    "coinex": (
-        "/v2/spot/order",
-        {
-            "market": "BTCUSDT",
-            "market_type": "SPOT",
-            "side": "buy",
-            "type": "limit",
-            "amount": "0.001",
-            "price": "30000",
-        },
-    ),
-    "icrypex": (
-        "/sapi/v1/orders",
-        {"symbol": "BTCTRY", "side": "BUY", "type": "LIMIT", "price": "2000000", "quantity": "0.001"},
-    ),
-    "haqqex": (
-        "/api/v1/orders",
-        {"pair": "BTC_USDT", "side": "buy", "type": "limit", "price": "65000.5", "amount": "0.001"},
-    ),
-}
+# One representative read and one order per HMAC venue (Invex and EVEDEX: their own file).
+HMAC = ("coinex", "icrypex", "haqqex")
+READS = {scheme: SAMPLE_READS[scheme] for scheme in HMAC}
+ORDERS = {scheme: SAMPLE_ORDERS[scheme] for scheme in HMAC}
 # Headers each scheme owns: a client sending them must never reach the venue with them.
 FORGED = {
     "coinex": {"X-COINEX-KEY": "forged", "X-COINEX-SIGN": "forged", "X-COINEX-TIMESTAMP": "1"},

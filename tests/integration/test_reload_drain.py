@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 
 import httpx
 import pytest
 import yaml
 
-from proxy.devvault import free_port
 from proxy.identity import token_sha256
 from proxy.reload import Reloader
+from proxy.serve_process import ServeProcess
 from proxy.sim.base import SimResponse
 from proxy.stack import LocalStack
 
@@ -59,36 +57,6 @@ async def test_reload_under_load_drops_nothing(stack: LocalStack) -> None:
         assert (await http.get(url, headers={"Proxy-Authorization": f"Bearer {NEWCOMER}"})).status_code == 401
 
 
-async def _start_serve(stack: LocalStack, config_path) -> tuple[asyncio.subprocess.Process, int, int]:
-    port, admin = free_port(), free_port()
-    env = {
-        **os.environ,
-        "SIGNING_PROXY_LISTEN__PORT": str(port),
-        "SIGNING_PROXY_ADMIN__PORT": str(admin),
-        "SIGNING_PROXY_WATCH_INTERVAL_S": "0",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "serve",
-        "--config",
-        str(config_path),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with httpx.AsyncClient(timeout=2) as http:
-        for _ in range(200):
-            assert process.returncode is None
-            try:
-                if (await http.get(f"http://127.0.0.1:{admin}/healthz")).status_code == 200:
-                    return process, port, admin
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
-    raise AssertionError("serve did not start")
-
-
 async def test_sighup_reloads_policies_and_sigterm_drains_in_flight(stack: LocalStack, tmp_path) -> None:
     # A private copy of the config and policies, so this process can be reloaded on its own.
     policies = tmp_path / "policies"
@@ -99,14 +67,14 @@ async def test_sighup_reloads_policies_and_sigterm_drains_in_flight(stack: Local
     config["policies"] = str(policies)
     config_path = tmp_path / "proxy.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    process, port, _ = await _start_serve(stack, config_path)
-    url = f"http://127.0.0.1:{port}/coinex/main/v2/assets/spot/balance"
+    proxy = await ServeProcess(config_path, env={"SIGNING_PROXY_WATCH_INTERVAL_S": "0"}).start()
+    url = f"{proxy.url}/coinex/main/v2/assets/spot/balance"
     newcomer = {"Proxy-Authorization": f"Bearer {NEWCOMER}"}
     try:
         async with httpx.AsyncClient(timeout=20) as http:
             assert (await http.get(url, headers=newcomer)).status_code == 401
             (policies / "zz-newcomer.yaml").write_text(_newcomer_policy())
-            process.send_signal(signal.SIGHUP)
+            proxy.signal(signal.SIGHUP)
             for _ in range(50):
                 if (await http.get(url, headers=newcomer)).status_code == 200:
                     break
@@ -119,11 +87,9 @@ async def test_sighup_reloads_policies_and_sigterm_drains_in_flight(stack: Local
             )
             in_flight = asyncio.create_task(http.get(url, headers=stack.headers()))
             await asyncio.sleep(0.3)
-            process.send_signal(signal.SIGTERM)
+            proxy.signal(signal.SIGTERM)
             response = await in_flight
             assert response.status_code == 200 and response.json()["data"] == "slow"
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.communicate(), timeout=20)
-    assert process.returncode == 0
+        code = await proxy.stop()
+    assert code == 0

@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from proxy.sim.base import SimResponse
+from proxy.sim.samples import ORDERS, READS
 from proxy.stack import LocalStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -27,42 +28,6 @@ BROKEN = {
     "invex": {"api_key": "k-broken", "private_key": "00CANARYnotadersequence"},
     "evedex": {"wallet_private_key": "0xCANARYCANARY", "api_key": "k-broken"},
     "haqqex": {"api_key": "k-broken", "secret_key": "CANARY-HAQQEX-broken"},
-}
-READ = {
-    "coinex": "/v2/assets/spot/balance",
-    "icrypex": "/sapi/v1/wallet",
-    "haqqex": "/api/v1/balances",
-    "invex": "/trading/v1/accounts?currency=USDT",
-    "evedex": "/api/user/me",
-}
-ORDER = {
-    "coinex": (
-        "/v2/spot/order",
-        {"market": "BTCUSDT", "side": "buy", "type": "limit", "amount": "1", "price": "1"},
-    ),
-    "icrypex": (
-        "/sapi/v1/orders",
-        {"symbol": "BTCTRY", "side": "BUY", "type": "LIMIT", "price": "1", "quantity": "1"},
-    ),
-    "haqqex": (
-        "/api/v1/orders",
-        {"pair": "BTC_USDT", "side": "buy", "type": "limit", "price": "1", "amount": "1"},
-    ),
-    "invex": (
-        "/trading/v1/orders",
-        {"symbol": "TRX_USDT", "side": "BUYER", "type": "LIMIT", "quantity": "1", "price": "1"},
-    ),
-    "evedex": (
-        "/api/v2/order/limit",
-        {
-            "id": "00001:00000000000000000000000001",
-            "instrument": "BTCUSDT",
-            "side": "BUY",
-            "leverage": 1,
-            "quantity": "0.001",
-            "limitPrice": "1",
-        },
-    ),
 }
 SIGNATURE_HEADERS = ("x-coinex-sign", "icx-sign", "x-api-sign", "authorization")
 
@@ -116,12 +81,12 @@ async def test_canaries_never_leak(canary_stack: LocalStack, captured_logs) -> N
     evedex = stack.sims["evedex"]
     bodies: list[str] = []
     async with httpx.AsyncClient(timeout=20) as http:
-        for scheme in READ:
+        for scheme in READS:
             for account in ("main", "broken"):
                 bodies.append(
-                    (await http.get(stack.url(scheme, READ[scheme], account), headers=stack.headers())).text
+                    (await http.get(stack.url(scheme, READS[scheme], account), headers=stack.headers())).text
                 )
-                path, order = ORDER[scheme]
+                path, order = ORDERS[scheme]
                 bodies.append(
                     (
                         await http.post(stack.url(scheme, path, account), json=order, headers=stack.headers())
@@ -129,7 +94,7 @@ async def test_canaries_never_leak(canary_stack: LocalStack, captured_logs) -> N
                 )
         # EVEDEX: expired venue tokens force refresh + replay; then the login API fails outright.
         evedex.scripted += [SimResponse(401, b'{"message":"Unauthorized"}')]
-        bodies.append((await http.get(stack.url("evedex", READ["evedex"]), headers=stack.headers())).text)
+        bodies.append((await http.get(stack.url("evedex", READS["evedex"]), headers=stack.headers())).text)
         # A bug-shaped failure whose exception text quotes a secret (the server would print
         # the traceback if the proxy let it escape).
         secret = stack.credentials["coinex"]["secret_key"]
@@ -140,7 +105,7 @@ async def test_canaries_never_leak(canary_stack: LocalStack, captured_logs) -> N
 
         stack.app.pipeline.store.get = exploding  # type: ignore[method-assign]
         try:
-            broken = await http.get(stack.url("coinex", READ["coinex"]), headers=stack.headers())
+            broken = await http.get(stack.url("coinex", READS["coinex"]), headers=stack.headers())
         finally:
             stack.app.pipeline.store.get = original  # type: ignore[method-assign]
         assert broken.status_code == 500 and broken.headers["x-signing-proxy-error"] == "internal_error"
