@@ -37,7 +37,7 @@ async def readiness(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
 async def _secret_state(pipeline: Pipeline, venue: str, account: str) -> str:
     try:
         creds = await pipeline.store.get(venue, account)
-        require_fields(creds, pipeline.venues[venue].signer.required_fields, venue, account)
+        require_fields(creds, pipeline.venues[venue].required_fields(account), venue, account)
     except CredentialsUnavailable as error:
         return error.message
     return "ok"

@@ -24,8 +24,15 @@ from typing import TYPE_CHECKING, Any
 from proxy.clock import Clock, SystemClock
 from proxy.config_errors import ConfigError
 from proxy.credentials.base import CredentialStore
+from proxy.credentials.transit import TransitKeys, VaultTransit
 from proxy.credentials.vault import VaultStore, make_client
-from proxy.credentials.vault_auth import AppRoleLogin, ServiceAccountLogin, TokenLogin, VaultLogin
+from proxy.credentials.vault_auth import (
+    AppRoleLogin,
+    ServiceAccountLogin,
+    TokenKeeper,
+    TokenLogin,
+    VaultLogin,
+)
 from proxy.errors import BadRequest, BodyTooLarge, InternalError, ProxyError, render_error
 from proxy.forward import Forwarder
 from proxy.hygiene import HeaderPolicy, response_headers
@@ -39,6 +46,7 @@ from proxy.server import REFUSED
 from proxy.settings import Settings, validate_scheme_options
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.base import SessionEvents
+from proxy.signing_modes import transit_keys
 from proxy.ws.gateway import StreamGateway
 from proxy.ws.upstream import AiohttpConnector
 
@@ -224,8 +232,30 @@ def build_venues(settings: Settings, events: SessionEvents | None = None) -> dic
         signer = signer_class(options)
         if events is not None:
             signer.events = events
-        venues[name] = Venue(name, config.upstream, frozenset(config.accounts), signer, config.ws_upstream)
+        transit = transit_keys(settings.source, name, config.accounts)
+        venues[name] = Venue(
+            name, config.upstream, frozenset(config.account_names), signer, config.ws_upstream, transit
+        )
     return venues
+
+
+def build_transit(settings: Settings, store: CredentialStore) -> VaultTransit | None:
+    """Vault Transit for ``signing: transit`` accounts, sharing the store's token when it can.
+
+    Built whenever Vault is configured (it opens no connection until first used), so a
+    reload that switches an account to Transit finds it ready.
+    """
+    vault = settings.vault
+    if isinstance(store, VaultStore):
+        keeper = store.keeper
+    elif vault.url:
+        keeper = TokenKeeper(
+            make_client(vault.url, None, vault.timeout_s), build_login(settings), SystemClock()
+        )
+    else:
+        return None
+    url = vault.url or str(keeper.client.url)
+    return VaultTransit(url, keeper, vault.transit_mount, vault.timeout_s, vault.transit_max_connections)
 
 
 def build_store(settings: Settings, clock: Clock, metrics: Metrics | None = None) -> VaultStore:
@@ -269,6 +299,7 @@ def create_app(
     clock: Clock | None = None,
     policies: PolicySet | None = None,
     metrics: Metrics | None = None,
+    transit: TransitKeys | None = None,
 ) -> ProxyApp:
     """Wire the data plane from settings. Config and policy errors raise ``ConfigError`` here."""
     clock = clock or SystemClock()
@@ -288,8 +319,18 @@ def create_app(
     )
     metrics.registry.register(LimiterCollector(limiter))
     sessions = _share_sessions(settings, venues, store, clock)
+    transit = transit if transit is not None else build_transit(settings, store)
+    _transit_ready(settings, venues, transit)
     pipeline = Pipeline(
-        policies, venues, store, limiter, forwarder, clock, HeaderPolicy(owned_headers()), rate_gate=gate
+        policies,
+        venues,
+        store,
+        limiter,
+        forwarder,
+        clock,
+        HeaderPolicy(owned_headers()),
+        rate_gate=gate,
+        transit=transit,
     )
     ws = settings.websocket
     streams = StreamGateway(
@@ -299,11 +340,15 @@ def create_app(
     async def startup() -> None:
         await forwarder.start()
         await store.start()
+        if transit is not None:
+            await transit.start()
         await streams.start()
 
     async def shutdown() -> None:
         await streams.close()
         await forwarder.close()
+        if transit is not None:
+            await transit.close()
         await limiter.close()
         if sessions is not None:
             await sessions.aclose(close_connection_pool=True)
@@ -312,6 +357,17 @@ def create_app(
     return ProxyApp(
         pipeline, up.max_body_bytes, startup=startup, shutdown=shutdown, metrics=metrics, streams=streams
     )
+
+
+def _transit_ready(settings: Settings, venues: dict[str, Venue], transit: TransitKeys | None) -> None:
+    if transit is not None:
+        return
+    for name, venue in venues.items():
+        if venue.transit_keys:
+            field = f"venues.{name}.accounts"
+            raise ConfigError(
+                settings.source, field, "signing: transit needs Vault (set vault.url or VAULT_ADDR)"
+            )
 
 
 def _client_waits(settings: Settings, policies: PolicySet) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""``signing-proxy serve | check | demo | policy test | policy explain``.
+"""``signing-proxy serve | check | demo | keys … | policy test | policy explain``.
 
 Builds settings from arguments; no import-time side effects.
 """
@@ -23,7 +23,8 @@ DEFAULT_CONFIG = "proxy.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(redact=argv[:1] == ["keys"])  # keys: errors never echo an argument's value
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
@@ -34,8 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="signing-proxy", description=__doc__)
+def _parser(redact: bool = False) -> argparse.ArgumentParser:
+    from proxy.keys import RedactingParser, add_keys_parser
+
+    parser_class = RedactingParser if redact else argparse.ArgumentParser
+    parser = parser_class(prog="signing-proxy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     config_default = os.environ.get("SIGNING_PROXY_CONFIG", DEFAULT_CONFIG)
 
@@ -50,7 +54,16 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole stack locally and tour it")
     demo.add_argument("--keep-running", action="store_true", help="leave the stack up after the tour")
+    demo.add_argument(
+        "--transit",
+        nargs="?",
+        const="coinex",
+        metavar="VENUE",
+        help="sign one venue (default coinex) with a key held in Vault Transit (docs/transit.md)",
+    )
     demo.set_defaults(func=_demo)
+
+    add_keys_parser(sub, config_default)
 
     _policy_parsers(sub.add_parser("policy", help="test and explain policy decisions"))
     return parser
@@ -125,7 +138,7 @@ async def _check_vault(settings: Settings, venues: dict[str, Venue]) -> int:
             for account in sorted(venue.accounts):
                 try:
                     creds = await store.get(name, account)
-                    require_fields(creds, venue.signer.required_fields, name, account)
+                    require_fields(creds, venue.required_fields(account), name, account)
                     print(f"vault {name}/{account}: ok")
                 except CredentialsUnavailable as error:
                     failures += 1
@@ -165,7 +178,7 @@ def _default_config() -> str:
 def _demo(args: argparse.Namespace) -> int:
     from proxy.demo import run_demo
 
-    return run_demo(keep_running=args.keep_running)
+    return run_demo(keep_running=args.keep_running, transit=args.transit)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 
 from proxy.demo_streams import stream_rows
+from proxy.demo_transit import transit_rows
+from proxy.sim.samples import ORDERS, READS
 from proxy.stack import LocalStack
 
 
@@ -56,67 +58,28 @@ def _error_code(code: str) -> Callable[[LocalStack, httpx.Response], str | None]
     return check
 
 
+# (scheme, what its read shows, what its order is): the requests come from proxy.sim.samples.
+VENUE_STEPS = [
+    ("coinex", "CoinEx", "balance", "limit order"),
+    ("icrypex", "Icrypex", "wallet", "order"),
+    ("haqqex", "Haqqex", "balances", "order"),
+    ("invex", "Invex", "accounts, RSA-PSS", "order, RSA-PSS"),
+    ("evedex", "EVEDEX", "after SIWE login, JWT", "limit order, EIP-712 signed"),
+]
+
+
+def _venue_steps() -> list[Step]:
+    steps = []
+    for scheme, name, read, order in VENUE_STEPS:
+        check = _venue_ok if scheme == "coinex" else None  # CoinEx refuses with HTTP 200 + a code
+        path, body = ORDERS[scheme]
+        steps.append(Step(f"{name} signed GET ({read})", scheme, "GET", READS[scheme], 200, check=check))
+        steps.append(Step(f"{name} signed POST ({order})", scheme, "POST", path, 200, body=body, check=check))
+    return steps
+
+
 TOUR: list[Step] = [
-    Step("CoinEx signed GET (balance)", "coinex", "GET", "/v2/assets/spot/balance", 200, check=_venue_ok),
-    Step(
-        "CoinEx signed POST (limit order)",
-        "coinex",
-        "POST",
-        "/v2/spot/order",
-        200,
-        body={
-            "market": "BTCUSDT",
-            "market_type": "SPOT",
-            "side": "buy",
-            "type": "limit",
-            "amount": "0.001",
-            "price": "30000",
-        },
-        check=_venue_ok,
-    ),
-    Step("Icrypex signed GET (wallet)", "icrypex", "GET", "/sapi/v1/wallet", 200),
-    Step(
-        "Icrypex signed POST (order)",
-        "icrypex",
-        "POST",
-        "/sapi/v1/orders",
-        200,
-        body={"symbol": "BTCTRY", "side": "BUY", "type": "LIMIT", "price": "2000000", "quantity": "0.001"},
-    ),
-    Step("Haqqex signed GET (balances)", "haqqex", "GET", "/api/v1/balances", 200),
-    Step(
-        "Haqqex signed POST (order)",
-        "haqqex",
-        "POST",
-        "/api/v1/orders",
-        200,
-        body={"pair": "BTC_USDT", "side": "buy", "type": "limit", "price": "65000.5", "amount": "0.001"},
-    ),
-    Step("Invex signed GET (accounts, RSA-PSS)", "invex", "GET", "/trading/v1/accounts?currency=USDT", 200),
-    Step(
-        "Invex signed POST (order, RSA-PSS)",
-        "invex",
-        "POST",
-        "/trading/v1/orders",
-        200,
-        body={"symbol": "TRX_USDT", "side": "BUYER", "type": "LIMIT", "quantity": "10", "price": "0.1"},
-    ),
-    Step("EVEDEX GET after SIWE login (JWT)", "evedex", "GET", "/api/user/me", 200),
-    Step(
-        "EVEDEX limit order (EIP-712 signed)",
-        "evedex",
-        "POST",
-        "/api/v2/order/limit",
-        200,
-        body={
-            "id": "00123:0123456789abcdef0123456789",  # SDK format: days since 2025-07-24 : 26 hex
-            "instrument": "BTCUSDT",
-            "side": "BUY",
-            "leverage": 5,
-            "quantity": "0.001",
-            "limitPrice": "65000.5",
-        },
-    ),
+    *_venue_steps(),
     Step(
         "Withdrawal is denied by policy",
         "coinex",
@@ -145,6 +108,7 @@ TOUR: list[Step] = [
         check=_forged_headers_dropped,
     ),
 ]
+TRANSIT_VENUES = ("coinex", "icrypex", "haqqex", "invex")  # EVEDEX's secp256k1 is not a Transit key
 BUCKET_STEPS = 3  # the 'tiny' client has burst 2: the third request in a row is refused
 
 
@@ -193,14 +157,17 @@ async def tour(stack: LocalStack, out: Any = sys.stdout) -> bool:
     async with httpx.AsyncClient(timeout=20) as http:
         for step in TOUR:
             if step.scheme in stack.sims:
+                signs = step.scheme in stack.transit and step.expect == 200
+                in_transit = " [key in Vault Transit]" if signs else ""
                 rows.append(
                     (
-                        step.title,
+                        step.title + in_transit,
                         f"{step.method} /{step.scheme}/{stack.account}{step.path}",
                         *await _run_step(stack, http, step),
                     )
                 )
         rows.extend(await stream_rows(stack))  # one private stream per venue with streams
+        rows.extend(await transit_rows(stack))  # --transit: the key is in Vault Transit only
         rows.append(("Exhausted client bucket", "GET x3 as client 'tiny'", *await _bucket_step(stack, http)))
     _print_table(rows, out)
     return all(ok for _, _, ok, _, _ in rows)
@@ -217,9 +184,17 @@ def _print_table(rows: list[tuple[str, str, bool, str, int]], out: Any) -> None:
     print(f"\n{passed}/{len(rows)} steps OK", file=out)
 
 
-async def _demo(keep_running: bool) -> int:
+async def _demo(keep_running: bool, transit: str | None = None) -> int:
+    if transit is not None and transit not in TRANSIT_VENUES:
+        why = "EVEDEX signs with secp256k1, which Vault Transit does not offer"
+        print(
+            f"signing-proxy demo: --transit takes one of {', '.join(TRANSIT_VENUES)} ({why})", file=sys.stderr
+        )
+        return 2
     print("starting OpenBao dev server, simulated venues and the proxy …", flush=True)
-    async with LocalStack() as stack:
+    if transit:
+        print(f"{transit}: its key is imported into Vault Transit and signs there", flush=True)
+    async with LocalStack(transit=(transit,) if transit else ()) as stack:
         print(f"proxy on {stack.proxy_url}; Vault (OpenBao dev) on {stack.vault.url}", flush=True)
         ok = await tour(stack)
         if keep_running:
@@ -241,8 +216,8 @@ def _print_keep_running(stack: LocalStack) -> None:
     )
 
 
-def run_demo(keep_running: bool = False) -> int:
+def run_demo(keep_running: bool = False, transit: str | None = None) -> int:
     try:
-        return asyncio.run(_demo(keep_running))
+        return asyncio.run(_demo(keep_running, transit))
     except KeyboardInterrupt:
         return 0

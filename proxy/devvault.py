@@ -83,6 +83,12 @@ class DevVault:
     def client(self) -> hvac.Client:
         return hvac.Client(url=self.url, token=self.root_token)
 
+    def enable_transit(self, mount: str = "transit") -> None:
+        """Mount the Transit engine (the dev server mounts only KV): ``signing: transit`` accounts."""
+        client = self.client()
+        if f"{mount}/" not in client.sys.list_mounted_secrets_engines()["data"]:
+            client.sys.enable_secrets_engine("transit", path=mount)
+
     def put_secret(self, path: str, fields: Mapping[str, str], mount: str = "secret") -> None:
         self.client().secrets.kv.v2.create_or_update_secret(path=path, secret=dict(fields), mount_point=mount)
 

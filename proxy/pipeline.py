@@ -14,13 +14,21 @@ after the path-level decision and before admission, so a denied order spends no 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
 from proxy.clock import Clock
 from proxy.credentials.base import Credentials, CredentialStore, require_fields
-from proxy.errors import PolicyDenied, ProxyError, RateLimited, SigningFailed, UnknownRoute
+from proxy.credentials.transit import TransitKeys, pinned_version
+from proxy.errors import (
+    CredentialsUnavailable,
+    PolicyDenied,
+    ProxyError,
+    RateLimited,
+    SigningFailed,
+    UnknownRoute,
+)
 from proxy.forward import Upstream
 from proxy.hygiene import HeaderPolicy
 from proxy.identity import identify
@@ -30,6 +38,7 @@ from proxy.ratelimit import Limiter
 from proxy.ratelimit_gate import RateGate
 from proxy.routing import Route, parse_route
 from proxy.signers.base import OutgoingRequest, SignContext, Signer, UpstreamReply
+from proxy.signers.keyops import KeyOperator
 
 log = logging.getLogger("signing_proxy.pipeline")
 
@@ -60,6 +69,14 @@ class Venue:
     accounts: frozenset[str]
     signer: Signer
     ws_origin: str | None = None  # WebSocket origin (ws:// or wss://); None: no streams (proxy.ws)
+    # account -> Vault Transit key name for ``signing: transit`` accounts; others sign from KV.
+    transit_keys: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def required_fields(self, account: str) -> tuple[str, ...]:
+        """The KV fields the account needs: public ones only when Transit holds the key."""
+        if account in self.transit_keys:
+            return self.signer.public_fields()
+        return self.signer.required_fields
 
 
 @dataclass(slots=True)
@@ -93,6 +110,7 @@ class Pipeline:
         header_policy: HeaderPolicy,
         *,
         rate_gate: RateGate | None = None,
+        transit: TransitKeys | None = None,
     ) -> None:
         self.policies = policies  # replaced whole on reload: one reference swap is atomic
         self.venues = venues
@@ -103,6 +121,7 @@ class Pipeline:
         self.forwarder = forwarder
         self.clock = clock
         self.header_policy = header_policy
+        self.transit = transit  # Vault Transit for ``signing: transit`` accounts (proxy.credentials.transit)
 
     async def handle(self, request: Incoming, read_body: ReadBody, audit: Audit) -> UpstreamReply:
         policies = self.policies
@@ -116,7 +135,7 @@ class Pipeline:
         if body is None:
             body = await read_body()
         creds = await self.store.get(route.venue, route.account)
-        require_fields(creds, venue.signer.required_fields, route.venue, route.account)
+        require_fields(creds, venue.required_fields(route.account), route.venue, route.account)
         outgoing = OutgoingRequest(
             request.method, route.target, self.header_policy.request_headers(request.headers), body
         )
@@ -171,7 +190,10 @@ class Pipeline:
         audit.scheme = venue.signer.scheme
         started = self.clock.monotonic()
         try:
-            return await venue.signer.flow(outgoing, creds, ctx, send)
+            keys = self.transit_operator(venue, ctx.account, creds)
+            if keys is None:
+                return await venue.signer.flow(outgoing, creds, ctx, send)
+            return await venue.signer.keyed_flow(outgoing, creds, ctx, send, keys)
         except ProxyError:
             raise
         except Exception as exc:
@@ -182,6 +204,17 @@ class Pipeline:
             # Signing time = the flow's time minus the venue round trips it made.
             flow_ms = (self.clock.monotonic() - started) * 1000
             audit.sign_ms = round(max(0.0, flow_ms - (audit.upstream_ms or 0)), 3)
+
+    def transit_operator(self, venue: Venue, account: str, creds: Credentials) -> KeyOperator | None:
+        """Vault Transit performs the key operation for a ``signing: transit`` account; ``None``: KV."""
+        key = venue.transit_keys.get(account)
+        if key is None:
+            return None
+        if self.transit is None:
+            raise CredentialsUnavailable(
+                venue.name, account, "signing: transit but no Vault Transit configured"
+            )
+        return self.transit.operator(venue.name, account, key, pinned_version(venue.name, account, creds))
 
     async def _send(self, venue: Venue, audit: Audit, request: OutgoingRequest) -> UpstreamReply:
         """One upstream round trip. Requests to the venue's own origin are charged to its

@@ -101,7 +101,9 @@ def build_rate_limits(settings: Settings) -> RateLimits:
             field = f"rate_limits.venues.{name}.profile" if choice and choice.profile else f"venues.{name}"
             raise ConfigError(source, field, f"no rate-limit profile {profile_name!r} in {directory}")
         cooldown = choice.cooldown_s if choice else None
-        venues[name] = _venue_limits(name, venue.accounts, profiles[profile_name], config, source, cooldown)
+        venues[name] = _venue_limits(
+            name, venue.account_names, profiles[profile_name], config, source, cooldown
+        )
     _check_overrides(config, settings, venues, source)
     return RateLimits(venues)
 
@@ -162,7 +164,7 @@ def _check_overrides(
     for key in config.overrides:
         venue, _, account = key.partition("/")
         field = f"rate_limits.overrides.{key}"
-        if venue not in settings.venues or (account and account not in settings.venues[venue].accounts):
+        if venue not in settings.venues or (account and account not in settings.venues[venue].account_names):
             raise ConfigError(source, field, "not a configured venue or <venue>/<account>")
         if venue not in venues:
             raise ConfigError(source, field, f"venue {venue} has no rate-limit profile to override")

@@ -8,6 +8,10 @@ parsed as YAML scalars: ``SIGNING_PROXY_LISTEN__PORT=9090``,
 
 Per-venue scheme options sit beside ``scheme`` and are validated by that scheme's
 ``Signer.Options`` model, so a typo in ``window_ms`` stops startup.
+
+An entry of a venue's ``accounts`` is a name (``main``: KV mode) or a mapping
+``{name: main, signing: transit, transit_key: …}``: Vault Transit holds the key and signs
+(``docs/transit.md``). A scheme Transit cannot sign for (EVEDEX) stops startup.
 """
 
 from __future__ import annotations
@@ -19,11 +23,21 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from proxy.config_errors import ConfigError, from_validation_error
 from proxy.signers import SIGNERS
 from proxy.signers.base import SchemeOptions
+from proxy.signing_modes import AccountSettings, account_entry, check_accounts, transit_keys
 
 ENV_PREFIX = "SIGNING_PROXY_"
 
@@ -69,6 +83,8 @@ class VaultSettings(_Strict):
     cache_ttl_s: float = Field(default=300, gt=0)
     stale_grace_s: float = Field(default=900, ge=0)
     timeout_s: float = Field(default=5, gt=0)
+    transit_mount: str = Field(default="transit", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    transit_max_connections: int = Field(default=32, ge=1, le=1024)  # keep-alive pool to Vault
 
 
 class UpstreamSettings(_Strict):
@@ -131,7 +147,7 @@ class VenueSettings(BaseModel):
 
     scheme: str
     upstream: str
-    accounts: list[str] = Field(min_length=1)
+    accounts: list[Annotated[AccountSettings, BeforeValidator(account_entry)]] = Field(min_length=1)
     ws_upstream: str | None = None  # the venue's WebSocket origin (ws:// or wss://); docs/websockets.md
 
     @field_validator("scheme")
@@ -151,6 +167,13 @@ class VenueSettings(BaseModel):
     def _ws_origin(cls, value: str | None) -> str | None:
         return None if value is None else validate_origin(value, schemes=("ws", "wss"))
 
+    @field_validator("accounts")
+    @classmethod
+    def _accounts_signable(
+        cls, accounts: list[AccountSettings], info: ValidationInfo
+    ) -> list[AccountSettings]:
+        return check_accounts(accounts, info.data.get("scheme"))
+
     @model_validator(mode="after")
     def _ws_login_exists(self) -> VenueSettings:
         from proxy.ws.logins import stream_config_problem  # import cycle: ws.logins needs signers
@@ -163,6 +186,10 @@ class VenueSettings(BaseModel):
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @property
+    def account_names(self) -> list[str]:
+        return [account.name for account in self.accounts]
 
 
 class WebSocketSettings(_Strict):
@@ -225,6 +252,7 @@ def build_settings(raw: dict[str, Any], path: Path, environ: Mapping[str, str]) 
         raise from_validation_error(path, exc) from None
     for name, venue in settings.venues.items():
         validate_scheme_options(path, name, venue)
+        transit_keys(path, name, venue.accounts)
     policies = settings.policies if settings.policies.is_absolute() else path.parent / settings.policies
     return settings.model_copy(update={"policies": policies})
 

@@ -23,6 +23,8 @@ from proxy.identity import token_sha256
 from proxy.serve import data_plane_config
 from proxy.server import BackgroundServer
 from proxy.settings import load_settings
+from proxy.signers import SIGNERS
+from proxy.signing_modes import default_transit_key
 from proxy.sim import SIMULATORS
 from proxy.sim.base import SimVenue
 from proxy.sim.credentials import demo_credentials, sim_keys
@@ -64,6 +66,9 @@ class LocalStack:
     # Extra venue names -> (scheme, upstream origin), seeded with that scheme's credentials.
     extra_venues: dict[str, tuple[str, str]] = field(default_factory=dict)
     extra_config: dict[str, Any] = field(default_factory=dict)
+    # Venues (of ``schemes``) whose account signs with a key imported into Vault Transit,
+    # through the same code as ``signing-proxy keys put --transit`` (docs/transit.md).
+    transit: tuple[str, ...] = ()
     tiny_rate: dict[str, float] = field(default_factory=lambda: {"per_second": 0.2, "burst": 2})
 
     def __post_init__(self) -> None:
@@ -96,11 +101,12 @@ class LocalStack:
 
     async def start(self) -> None:
         self.vault.start()
+        self.vault.enable_transit()
         venues = {}
         for scheme in self.schemes:
             fields = demo_credentials(scheme)
             self.credentials[scheme] = fields
-            self.vault.put_secret(f"signing-proxy/{scheme}/{self.account}", fields)
+            self._seed(scheme, fields)
             sim = SIMULATORS[scheme](sim_keys(fields), None)
             self.sims[scheme] = sim
             server = await BackgroundServer.for_app(sim, free_port()).start()
@@ -121,8 +127,21 @@ class LocalStack:
         self._servers.append(proxy)
         self.proxy_url = proxy.url
 
+    def _seed(self, scheme: str, fields: dict[str, str]) -> None:
+        if scheme not in self.transit:
+            self.vault.put_secret(f"signing-proxy/{scheme}/{self.account}", fields)
+            return
+        from proxy.keys_ops import Account, KeyVault, put_transit
+
+        key = default_transit_key(scheme, self.account)
+        account = Account(scheme, self.account, SIGNERS[scheme](), key)
+        put_transit(KeyVault(self.vault.client(), "secret", "signing-proxy", "transit"), account, fields, key)
+
     def _venue_config(self, scheme: str, url: str) -> dict[str, Any]:
-        accounts = [self.account, *self.unseeded_accounts]
+        main: str | dict[str, str] = self.account
+        if scheme in self.transit:
+            main = {"name": self.account, "signing": "transit"}
+        accounts = [main, *self.unseeded_accounts]
         config: dict[str, Any] = {"scheme": scheme, "upstream": url, "accounts": accounts}
         if scheme == "evedex":
             config["auth_upstream"] = url  # the simulated venue serves both APIs

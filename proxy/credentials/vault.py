@@ -66,6 +66,11 @@ class VaultStore:
         self._cache: dict[tuple[str, str], _Entry] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[Credentials]] = {}
 
+    @property
+    def keeper(self) -> TokenKeeper:
+        """The token keeper, shared with ``VaultTransit`` so both use one fresh token."""
+        return self._keeper
+
     def path(self, venue: str, account: str) -> str:
         return f"{self._prefix}/{venue}/{account}" if self._prefix else f"{venue}/{account}"
 

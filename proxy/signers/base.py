@@ -6,6 +6,13 @@ to forward. The pipeline owns all I/O. A scheme that must talk to the venue to
 authenticate (EVEDEX's SIWE login and JWT refresh) overrides ``flow``, which receives a
 ``send`` coroutine and may call it more than once.
 
+Schemes whose key operation is an HMAC-SHA256 or an RSA-PSS signature write it once as
+``sign_steps`` (``proxy.signers.keyops``): a generator that yields the key operation and
+receives its bytes. ``sign`` drives it with the KV secret (``local_key_op``); in Transit
+mode (``docs/transit.md``) ``keyed_flow`` drives it with Vault computing the operation,
+so the secret never enters this process. Such a scheme sets ``key_fields`` (the KV fields
+that hold key material) and ``supports_transit``; ``transit_key`` says what Vault imports.
+
 To add a venue scheme:
 
 1. Create ``proxy/signers/<scheme>.py`` with pure module-level functions for the
@@ -13,7 +20,8 @@ To add a venue scheme:
    ``tests/unit/signers/``), and a ``Signer`` subclass that sets ``scheme``,
    ``required_fields`` (Vault KV fields), ``owned_headers`` (lower-case names or
    prefixes ending in ``-`` that the scheme owns and the client may never send) and
-   implements ``sign``.
+   implements ``sign_steps`` (HMAC schemes: subclass ``HmacSigner``) or, for a key
+   Transit cannot hold, ``sign``.
 2. Add one line to ``SIGNERS`` in ``proxy/signers/__init__.py``.
 3. Add a simulated venue in ``proxy/sim/`` that verifies the scheme as strictly as
    the venue does.
@@ -24,6 +32,8 @@ per-request state: the same instance signs concurrent requests.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -31,6 +41,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from proxy.credentials.base import Credentials
+from proxy.signers.keyops import Hmac, KeyOp, KeyOperator, SignSteps, drive, drive_local
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +133,48 @@ class Signer:
         self.options = options
         self.events: SessionEvents = _ignore_events  # create_app points it at the metrics
 
+    # KV fields holding key material: in Transit mode they live in Transit, never in KV.
+    key_fields: ClassVar[tuple[str, ...]] = ()
+    # True when Vault Transit can hold the key (HMAC-SHA256, RSA); EVEDEX's secp256k1 cannot.
+    supports_transit: ClassVar[bool] = False
+
+    @classmethod
+    def public_fields(cls) -> tuple[str, ...]:
+        """The KV fields a Transit-mode account needs: the required ones minus key material."""
+        return tuple(name for name in cls.required_fields if name not in cls.key_fields)
+
     def sign(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> OutgoingRequest:
+        """Sign with the KV secret in ``creds``: ``sign_steps`` driven by ``local_key_op``."""
+        return drive_local(self.sign_steps(request, creds, ctx), self.local_key_op, creds)
+
+    def sign_steps(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> SignSteps:
+        """Yield the key operation, receive its raw bytes, return the signed request.
+
+        Reads only ``public_fields`` from ``creds``: in Transit mode that is all there is.
+        """
         raise NotImplementedError
+
+    def local_key_op(self, op: KeyOp, creds: Credentials) -> bytes:
+        """Perform ``op`` with the KV secret in ``creds`` (KV mode)."""
+        raise NotImplementedError
+
+    def transit_key(self, creds: Credentials) -> tuple[str, bytes]:
+        """``(Transit key type, key material)`` to import for this secret (``proxy.keys``).
+
+        Raises ``SigningFailed`` (naming no key material) when the secret is unusable.
+        """
+        raise NotImplementedError(f"scheme {self.scheme} cannot keep its key in Vault Transit")
+
+    async def keyed_flow(
+        self,
+        request: OutgoingRequest,
+        creds: Credentials,
+        ctx: SignContext,
+        send: Send,
+        keys: KeyOperator,
+    ) -> UpstreamReply:
+        """Sign with a key held elsewhere (``keys``: Vault Transit) and send once."""
+        return await send(await drive(self.sign_steps(request, creds, ctx), keys))
 
     async def flow(
         self,
@@ -137,3 +188,40 @@ class Signer:
 
     def __repr__(self) -> str:  # never echo options that might one day hold secrets
         return f"<{type(self).__name__} scheme={self.scheme}>"
+
+
+# HMAC keys shorter than this are refused by Transit ("invalid key size"); see pad_hmac_key.
+TRANSIT_MIN_HMAC_KEY = 32
+_SHA256_BLOCK = 64
+
+
+def pad_hmac_key(key: bytes) -> bytes:
+    """The key to import into Transit: ``key`` zero-padded to Transit's 32-byte minimum.
+
+    RFC 2104 section 2 pads any key shorter than the hash block (64 bytes for SHA-256)
+    with zeros before use, so ``key`` and ``key + zeros`` give the same HMAC, byte for
+    byte; the padding changes nothing the venue can see (a test checks it against Vault).
+    """
+    if len(key) >= TRANSIT_MIN_HMAC_KEY:
+        return key
+    assert TRANSIT_MIN_HMAC_KEY <= _SHA256_BLOCK  # the equivalence needs padding within a block
+    return key.ljust(TRANSIT_MIN_HMAC_KEY, b"\0")
+
+
+class HmacSigner(Signer):
+    """A scheme whose key operation is HMAC-SHA256 keyed with ``hmac_key(creds)``."""
+
+    key_fields = ("secret_key",)
+    supports_transit = True
+
+    def hmac_key(self, creds: Credentials) -> bytes:
+        """The HMAC key bytes the venue uses (default: the secret's UTF-8 bytes)."""
+        return creds["secret_key"].encode()
+
+    def local_key_op(self, op: KeyOp, creds: Credentials) -> bytes:
+        if not isinstance(op, Hmac):
+            raise TypeError(f"{self.scheme} signs with HMAC only, not {type(op).__name__}")
+        return hmac.new(self.hmac_key(creds), op.message, hashlib.sha256).digest()
+
+    def transit_key(self, creds: Credentials) -> tuple[str, bytes]:
+        return "hmac", pad_hmac_key(self.hmac_key(creds))

@@ -42,7 +42,8 @@ from pydantic import Field
 
 from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest
-from proxy.signers.base import OutgoingRequest, SchemeOptions, SignContext, Signer
+from proxy.signers.base import HmacSigner, OutgoingRequest, SchemeOptions, SignContext
+from proxy.signers.keyops import Hmac, SignSteps
 
 KEY_HEADER = "x-coinex-key"
 SIGN_HEADER = "x-coinex-sign"
@@ -71,7 +72,12 @@ def ws_signed_str(secret: str, ts_ms: int) -> str:
 
 def ws_sign_request(access_id: str, secret: str, ts_ms: int, request_id: int = 1) -> dict[str, Any]:
     """The whole ``server.sign`` request object (serialise it with any JSON encoder)."""
-    params = {"access_id": access_id, "signed_str": ws_signed_str(secret, ts_ms), "timestamp": ts_ms}
+    return ws_login_request(access_id, ws_signed_str(secret, ts_ms), ts_ms, request_id)
+
+
+def ws_login_request(access_id: str, signed_str: str, ts_ms: int, request_id: int = 1) -> dict[str, Any]:
+    """``server.sign`` around an already computed ``signed_str`` (Transit computes it remotely)."""
+    params = {"access_id": access_id, "signed_str": signed_str, "timestamp": ts_ms}
     return {"method": "server.sign", "params": params, "id": request_id}
 
 
@@ -83,7 +89,7 @@ def body_text(body: bytes) -> str:
         raise BadRequest("coinex signs the request body as text, but the body is not valid UTF-8") from None
 
 
-class CoinexSigner(Signer):
+class CoinexSigner(HmacSigner):
     scheme = "coinex"
     Options = CoinexOptions
     required_fields = ("api_key", "secret_key")
@@ -97,11 +103,12 @@ class CoinexSigner(Signer):
             () if window_ms is None else ((WINDOW_HEADER, str(window_ms)),)
         )
 
-    def sign(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> OutgoingRequest:
+    def sign_steps(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> SignSteps:
         prepared = prepared_string(request.method, request.target, body_text(request.body), ctx.now_ms)
+        mac = yield Hmac(prepared.encode())  # = signature(secret_key, prepared), as raw bytes
         return request.with_headers(
             (KEY_HEADER, creds["api_key"]),
-            (SIGN_HEADER, signature(creds["secret_key"], prepared)),
+            (SIGN_HEADER, mac.hex()),
             (TIMESTAMP_HEADER, str(ctx.now_ms)),
             *self._window,
         )

@@ -39,7 +39,8 @@ from dataclasses import replace
 from proxy import jsonjs
 from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest
-from proxy.signers.base import OutgoingRequest, SignContext, Signer
+from proxy.signers.base import HmacSigner, OutgoingRequest, SignContext
+from proxy.signers.keyops import Hmac, SignSteps
 
 KEY_HEADER = "x-api-key"
 TIMESTAMP_HEADER = "x-api-timestamp"
@@ -70,20 +71,21 @@ def signature(secret: str, message: str) -> str:
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-class HaqqexSigner(Signer):
+class HaqqexSigner(HmacSigner):
     scheme = "haqqex"
     required_fields = ("api_key", "secret_key")
     owned_headers = frozenset({"x-api-"})
 
-    def sign(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> OutgoingRequest:
+    def sign_steps(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> SignSteps:
         params = signed_params(request.body)
         ts = str(ctx.now_ms)
+        mac = yield Hmac(string_to_sign(ts, params).encode())
         kept = tuple((name, value) for name, value in request.headers if name not in _REPLACED_HEADERS)
         headers = (
             *kept,
             (KEY_HEADER, creds["api_key"]),
             (TIMESTAMP_HEADER, ts),
-            (SIGN_HEADER, signature(creds["secret_key"], string_to_sign(ts, params))),
+            (SIGN_HEADER, mac.hex()),
             ("content-type", "application/json"),
         )
         return replace(request, headers=headers, body=params.encode())

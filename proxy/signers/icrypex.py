@@ -41,7 +41,8 @@ from pydantic import Field
 
 from proxy.credentials.base import Credentials
 from proxy.errors import SigningFailed
-from proxy.signers.base import OutgoingRequest, SchemeOptions, SignContext, Signer
+from proxy.signers.base import HmacSigner, OutgoingRequest, SchemeOptions, SignContext
+from proxy.signers.keyops import Hmac, SignSteps
 
 API_KEY_HEADER = "icx-api-key"
 SIGN_HEADER = "icx-sign"
@@ -70,22 +71,26 @@ def string_to_sign(api_key: str, ts_ms: int | str) -> str:
 
 def signature(secret_key: str, message: str) -> str:
     """``ICX-SIGN``: base64 of HMAC-SHA256 keyed with the decoded secret."""
-    digest = hmac.new(decode_secret(secret_key), message.encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return encode_signature(hmac.new(decode_secret(secret_key), message.encode(), hashlib.sha256).digest())
+
+
+def encode_signature(mac: bytes) -> str:
+    """``ICX-SIGN`` from the raw HMAC digest: standard base64."""
+    return base64.b64encode(mac).decode("ascii")
 
 
 def ws_login_frame(api_key: str, secret_key: str, ts_ms: int, tolerance_ms: int) -> str:
     """The WebSocket ``api-login`` text frame (``websockets.md``): compact JSON, pk/s/ts/n."""
-    payload = {
-        "pk": api_key,
-        "s": signature(secret_key, string_to_sign(api_key, ts_ms)),
-        "ts": ts_ms,
-        "n": tolerance_ms,
-    }
+    return login_frame(api_key, signature(secret_key, string_to_sign(api_key, ts_ms)), ts_ms, tolerance_ms)
+
+
+def login_frame(api_key: str, sign: str, ts_ms: int, tolerance_ms: int) -> str:
+    """``api-login`` around an already computed ``ICX-SIGN`` (Transit computes it remotely)."""
+    payload = {"pk": api_key, "s": sign, "ts": ts_ms, "n": tolerance_ms}
     return "api-login|" + json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
-class IcrypexSigner(Signer):
+class IcrypexSigner(HmacSigner):
     scheme = "icrypex"
     Options = IcrypexOptions
     required_fields = ("api_key", "secret_key")
@@ -96,12 +101,17 @@ class IcrypexSigner(Signer):
         tolerance_ms = IcrypexOptions.model_validate(self.options.model_dump()).tolerance_ms
         self._nonce = (NONCE_HEADER, str(tolerance_ms))
 
-    def sign(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> OutgoingRequest:
+    def hmac_key(self, creds: Credentials) -> bytes:
+        # Transit imports these decoded bytes too: the venue's key is the decoded secret.
+        return decode_secret(creds["secret_key"])
+
+    def sign_steps(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> SignSteps:
         api_key = creds["api_key"]
         ts = str(ctx.now_ms)
+        mac = yield Hmac(string_to_sign(api_key, ts).encode())
         return request.with_headers(
             (API_KEY_HEADER, api_key),
-            (SIGN_HEADER, signature(creds["secret_key"], string_to_sign(api_key, ts))),
+            (SIGN_HEADER, encode_signature(mac)),
             (TS_HEADER, ts),
             self._nonce,
         )

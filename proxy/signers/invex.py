@@ -6,7 +6,8 @@ JSON body for POST) gain ``expire_at`` and then ``signature``, where ``signature
 lowercase hex RSA-PSS-SHA256 (MGF1-SHA256, salt = PSS.MAX_LENGTH) signature of
 ``json.dumps(params)`` -- Python's default separators, the client's key order, every
 parameter including ``expire_at`` and excluding ``signature``. PSS is randomised: tests
-verify, they never compare signature bytes.
+verify, they never compare signature bytes. In Transit mode (``docs/transit.md``) Vault
+signs the same message with ``salt_length: auto``, Go's name for that same maximum.
 
 Sources: ``invex-cryptocurrency-exchange/Invex-API-docs@6597c42`` (README,
 ``examples/create_order.py``, ``examples/market_rules.py``, FastAPI ``swagger/swagger.yaml``).
@@ -59,6 +60,7 @@ from proxy import jsonjs
 from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest, SigningFailed
 from proxy.signers.base import OutgoingRequest, SchemeOptions, SignContext, Signer
+from proxy.signers.keyops import KeyOp, RsaPss, SignSteps, Steps, drive_local
 
 API_KEY_HEADER = "x-api-key-invex"
 EXPIRE_AT = "expire_at"
@@ -67,6 +69,7 @@ OWNED_PARAMS = frozenset({EXPIRE_AT, SIGNATURE})
 EXPIRE_AT_FORMAT = "%Y-%m-%d %H:%M:%S"  # examples: strftime("%Y-%m-%d %H:%M:%S")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH)
+TRANSIT_RSA_SIZES = (2048, 3072, 4096)  # Transit key types rsa-2048 / rsa-3072 / rsa-4096
 _BAD_KEY = "private_key is not a hex PKCS#8 DER RSA key"
 _NOT_OBJECT = "invex: body must be a JSON object"
 
@@ -144,11 +147,16 @@ def split_query(query: str) -> tuple[list[str], dict[str, str]]:
     return pieces, params
 
 
-def signed_query(query: str, expire_at: str, key: RSAPrivateKey) -> str:
+def query_steps(query: str, expire_at: str) -> Steps[str]:
+    """The signed query: the client's pieces, then ``expire_at`` and ``signature``."""
     pieces, params = split_query(query)
     params[EXPIRE_AT] = expire_at
-    signature = sign_message(key, message_to_sign(params))
-    return "&".join([*pieces, urlencode({EXPIRE_AT: expire_at, SIGNATURE: signature})])
+    signature = yield RsaPss(message_to_sign(params).encode())
+    return "&".join([*pieces, urlencode({EXPIRE_AT: expire_at, SIGNATURE: signature.hex()})])
+
+
+def signed_query(query: str, expire_at: str, key: RSAPrivateKey) -> str:
+    return drive_local(query_steps(query, expire_at), _pss, key)
 
 
 def body_object(body: bytes) -> dict[str, Any]:
@@ -164,11 +172,23 @@ def body_object(body: bytes) -> dict[str, Any]:
     return obj
 
 
-def signed_body(body: bytes, expire_at: str, key: RSAPrivateKey) -> bytes:
+def body_steps(body: bytes, expire_at: str) -> Steps[bytes]:
+    """The signed body: the client's object, then ``expire_at`` and ``signature``."""
     params = {k: v for k, v in body_object(body).items() if k not in OWNED_PARAMS}
     params[EXPIRE_AT] = expire_at
-    params[SIGNATURE] = sign_message(key, message_to_sign(params))
+    signature = yield RsaPss(message_to_sign(params).encode())
+    params[SIGNATURE] = signature.hex()
     return json.dumps(params).encode()
+
+
+def signed_body(body: bytes, expire_at: str, key: RSAPrivateKey) -> bytes:
+    return drive_local(body_steps(body, expire_at), _pss, key)
+
+
+def _pss(op: KeyOp, key: RSAPrivateKey) -> bytes:
+    if not isinstance(op, RsaPss):
+        raise TypeError(f"invex signs with RSA-PSS only, not {type(op).__name__}")
+    return key.sign(op.message, _PSS, hashes.SHA256())
 
 
 # --- the flow ----------------------------------------------------------------------------
@@ -178,6 +198,8 @@ class InvexSigner(Signer):
     scheme = "invex"
     Options = InvexOptions
     required_fields = ("api_key", "private_key")
+    key_fields = ("private_key",)
+    supports_transit = True
     owned_headers = frozenset({API_KEY_HEADER})
 
     def __init__(self, options: SchemeOptions | Mapping[str, Any] | None = None) -> None:
@@ -186,29 +208,39 @@ class InvexSigner(Signer):
         self._expire_after_s = opts.expire_after_s
         self._tz = ZoneInfo(opts.expire_at_timezone)
 
-    def sign(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> OutgoingRequest:
-        key = load_private_key(creds["private_key"])
+    def sign_steps(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> SignSteps:
         expire_at = format_expire_at(ctx.now_ms, self._expire_after_s, self._tz)
         if request.method.upper() in BODY_METHODS:
-            signed = self._sign_body(request, expire_at, key)
+            signed = yield from self._body_steps(request, expire_at)
         else:
-            signed = self._sign_query(request, expire_at, key)
+            signed = yield from self._query_steps(request, expire_at)
         return signed.with_headers((API_KEY_HEADER, creds["api_key"]))
 
-    @staticmethod
-    def _sign_query(request: OutgoingRequest, expire_at: str, key: RSAPrivateKey) -> OutgoingRequest:
-        if request.body:
-            raise BadRequest(f"invex: {request.method} parameters go in the query; a body would be unsigned")
-        target = f"{request.path}?{signed_query(request.query, expire_at, key)}"
-        return replace(request, target=target, headers=_without(request.headers, API_KEY_HEADER))
+    def local_key_op(self, op: KeyOp, creds: Credentials) -> bytes:
+        return _pss(op, load_private_key(creds["private_key"]))
+
+    def transit_key(self, creds: Credentials) -> tuple[str, bytes]:
+        key = load_private_key(creds["private_key"])
+        if key.key_size not in TRANSIT_RSA_SIZES:
+            raise SigningFailed("invex", f"Transit holds RSA keys of {TRANSIT_RSA_SIZES} bits only")
+        return f"rsa-{key.key_size}", bytes.fromhex(creds["private_key"])  # PKCS#8 DER, as Vault imports
 
     @staticmethod
-    def _sign_body(request: OutgoingRequest, expire_at: str, key: RSAPrivateKey) -> OutgoingRequest:
+    def _query_steps(request: OutgoingRequest, expire_at: str) -> Steps[OutgoingRequest]:
+        if request.body:
+            raise BadRequest(f"invex: {request.method} parameters go in the query; a body would be unsigned")
+        query = yield from query_steps(request.query, expire_at)
+        return replace(
+            request, target=f"{request.path}?{query}", headers=_without(request.headers, API_KEY_HEADER)
+        )
+
+    @staticmethod
+    def _body_steps(request: OutgoingRequest, expire_at: str) -> Steps[OutgoingRequest]:
         if request.query:
             raise BadRequest(
                 f"invex: {request.method} parameters go in the JSON body; a query would be unsigned"
             )
-        body = signed_body(request.body, expire_at, key)
+        body = yield from body_steps(request.body, expire_at)
         # The body changed length and type: drop the client's framing, the forwarder sets length.
         headers = _without(request.headers, API_KEY_HEADER, "content-type", "content-length")
         return replace(request, body=body, headers=(*headers, ("content-type", "application/json")))

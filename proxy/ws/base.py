@@ -29,6 +29,7 @@ from proxy.clock import Clock
 from proxy.credentials.base import Credentials
 from proxy.pipeline import Venue
 from proxy.signers.base import Send
+from proxy.signers.keyops import KeyOp, KeyOperator
 from proxy.ws.frames import Closed, Frame
 from proxy.ws.upstream import UpstreamSocket
 
@@ -45,9 +46,16 @@ class StreamContext:
     clock: Clock
     http: Send
     reply_timeout_s: float  # how long the venue may take to answer the login
+    keys: KeyOperator | None = None  # Vault Transit for a ``signing: transit`` account; None: KV
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)
+
+    async def key_op(self, op: KeyOp) -> bytes:
+        """The account's key operation: in Vault Transit, or with the KV secret in ``creds``."""
+        if self.keys is not None:
+            return await self.keys(op)
+        return self.venue.signer.local_key_op(op, self.creds)
 
     def __repr__(self) -> str:  # ``Credentials`` hides its values already; nothing else to show
         return f"<StreamContext {self.venue.name}/{self.account}>"

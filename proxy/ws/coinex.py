@@ -3,7 +3,8 @@
 Login (``../shared/venues.md`` section 5; vector ``ws_server_sign``): the text frame
 ``{"method":"server.sign","params":{"access_id","signed_str","timestamp"},"id":1}`` with
 ``signed_str = lower_hex(HMAC_SHA256(secret, str(timestamp_ms)))``
-(``proxy.signers.coinex.ws_sign_request``). Success is ``{"id":1,"code":0,"message":"OK"}``.
+(``proxy.signers.coinex.ws_sign_request``; for a ``signing: transit`` account Vault Transit
+computes the HMAC, ``StreamContext.key_op``). Success is ``{"id":1,"code":0,"message":"OK"}``.
 CoinEx compresses every server frame (the official demo ``gzip.decompress``-es each one):
 the proxy decompresses **only this reply**, to read ``code``; every other venue frame is
 relayed as the venue sent it.
@@ -28,7 +29,8 @@ import json
 import zlib
 from typing import Any
 
-from proxy.signers.coinex import ws_sign_request
+from proxy.signers.coinex import ws_login_request
+from proxy.signers.keyops import Hmac
 from proxy.ws.base import LoginFailed, StreamLogin, Verdict, await_reply
 from proxy.ws.frames import Frame
 from proxy.ws.upstream import UpstreamSocket
@@ -118,8 +120,9 @@ class CoinexLogin(StreamLogin):
     _codec = GZIP  # how the venue compressed its login reply; acks are compressed the same way
 
     async def login(self, upstream: UpstreamSocket) -> list[Frame]:
-        creds = self.ctx.creds
-        request = ws_sign_request(creds["api_key"], creds["secret_key"], self.ctx.now_ms(), LOGIN_ID)
+        ts_ms = self.ctx.now_ms()
+        mac = await self.ctx.key_op(Hmac(str(ts_ms).encode()))  # = ws_signed_str(secret, ts_ms)
+        request = ws_login_request(self.ctx.creds["api_key"], mac.hex(), ts_ms, LOGIN_ID)
         await upstream.send(Frame(json.dumps(request, separators=(",", ":"))))
         reply, backlog = await await_reply(upstream, _is_login_reply, self.ctx.reply_timeout_s, LOGIN_METHOD)
         message = read_message(reply) or {}

@@ -100,7 +100,7 @@ class StreamGateway:
         lease = self.limits.acquire(grant.client.name, grant.key)
         try:
             creds = await self.pipeline.store.get(route.venue, route.account)
-            require_fields(creds, grant.venue.signer.required_fields, route.venue, route.account)
+            require_fields(creds, grant.venue.required_fields(route.account), route.venue, route.account)
             ctx = StreamContext(
                 grant.venue,
                 route.account,
@@ -108,6 +108,7 @@ class StreamGateway:
                 self.pipeline.clock,
                 self._http(grant.venue),
                 self.reply_timeout_s,
+                self.pipeline.transit_operator(grant.venue, route.account, creds),
             )
             login = LOGINS[grant.venue.signer.scheme](ctx)
             upstream = await self.connector.connect(

@@ -3,7 +3,8 @@
 Frames are text, ``type|json`` (``icrypex-com/apidoc`` ``websockets.md``). Login: the text
 frame ``api-login|{"pk":KEY,"s":SIG,"ts":TS,"n":TOL}`` with the REST signature over
 ``api_key + ts`` (``proxy.signers.icrypex.ws_login_frame``, vector ``ws_api_login``) and the
-venue's configured ``tolerance_ms`` as ``n``; the answer is ``api-auth|{"v":true}``, once per
+venue's configured ``tolerance_ms`` as ``n`` (Vault Transit computes the HMAC for a
+``signing: transit`` account); the answer is ``api-auth|{"v":true}``, once per
 connection. ``api-auth`` with anything but ``"v": true`` is a refused login.
 
 Choices where the docs are silent:
@@ -21,7 +22,8 @@ from __future__ import annotations
 
 import json
 
-from proxy.signers.icrypex import IcrypexOptions, ws_login_frame
+from proxy.signers.icrypex import IcrypexOptions, encode_signature, login_frame, string_to_sign
+from proxy.signers.keyops import Hmac
 from proxy.ws.base import LoginFailed, StreamLogin, Verdict, await_reply
 from proxy.ws.frames import Frame
 from proxy.ws.upstream import UpstreamSocket
@@ -41,9 +43,10 @@ class IcrypexLogin(StreamLogin):
     scheme = "icrypex"
 
     async def login(self, upstream: UpstreamSocket) -> list[Frame]:
-        creds = self.ctx.creds
+        api_key, ts_ms = self.ctx.creds["api_key"], self.ctx.now_ms()
         tolerance_ms = IcrypexOptions.model_validate(self.ctx.venue.signer.options.model_dump()).tolerance_ms
-        frame = ws_login_frame(creds["api_key"], creds["secret_key"], self.ctx.now_ms(), tolerance_ms)
+        mac = await self.ctx.key_op(Hmac(string_to_sign(api_key, ts_ms).encode()))  # as ws_login_frame
+        frame = login_frame(api_key, encode_signature(mac), ts_ms, tolerance_ms)
         await upstream.send(Frame(frame))
         reply, backlog = await await_reply(
             upstream, lambda f: message_type(f) == REPLY_TYPE, self.ctx.reply_timeout_s, LOGIN_TYPE

@@ -1,0 +1,16 @@
+# The proxy's own token (vault.auth): read the public KV fields, compute MACs and signatures
+# with the venue keys. Nothing else: no key read, export, backup, config or import.
+# Mount names are the defaults (vault.kv_mount: secret, vault.transit_mount: transit).
+
+path "secret/data/signing-proxy/*" {
+  capabilities = ["read"]
+}
+
+# transit/hmac/<key>/sha2-256 and transit/sign/<key>/sha2-256, keys named signing-proxy-*
+path "transit/hmac/signing-proxy-*" {
+  capabilities = ["update"]
+}
+
+path "transit/sign/signing-proxy-*" {
+  capabilities = ["update"]
+}
