@@ -1,25 +1,16 @@
-"""The data-plane ASGI app and the factory that wires a ``Pipeline`` from ``Settings``.
+"""``create_app(settings)``: wires the data plane from validated ``Settings``.
 
-The data plane is a bare ASGI callable rather than a FastAPI route: PERFORMANCE.md
-measured framework routing at ~170 us per request, and this app has exactly one route.
-FastAPI serves the admin listener (``proxy.admin``), where its conveniences pay.
-
-``ProxyApp`` does the HTTP edge only: request id, reading the body under the cap,
-turning a ``ProxyError`` into the contract response, relaying the venue's answer, and
-one log line per request. The lifespan owns the upstream client, the credential store
-and the limiter.
+Builds the venues (one signer each), the credential store (Vault), Transit, the limiter
+and its rate gate, the forwarder and the stream gateway, and hands their start/stop to
+the edge's lifespan (``proxy.edge.ProxyApp``). Config and policy errors raise
+``ConfigError`` here, before anything listens.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import re
-import time
-import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from proxy.clock import Clock, SystemClock
 from proxy.config_errors import ConfigError
@@ -33,16 +24,15 @@ from proxy.credentials.vault_auth import (
     TokenLogin,
     VaultLogin,
 )
-from proxy.errors import BadRequest, BodyTooLarge, InternalError, ProxyError, render_error
+from proxy.edge import ProxyApp
 from proxy.forward import Forwarder
-from proxy.hygiene import HeaderPolicy, response_headers
+from proxy.hygiene import HeaderPolicy
 from proxy.metrics import Metrics
-from proxy.pipeline import Audit, Incoming, Pipeline, Venue
+from proxy.pipeline import Pipeline, Venue
 from proxy.policy import PolicySet
 from proxy.policy_loader import load_policies
 from proxy.ratelimit import LimiterCollector, build_limiter
 from proxy.ratelimit_gate import RateGate, build_rate_limits
-from proxy.server import REFUSED
 from proxy.settings import Settings, validate_scheme_options
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.base import SessionEvents
@@ -52,175 +42,6 @@ from proxy.ws.upstream import AiohttpConnector
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-log = logging.getLogger("signing_proxy.access")
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-class ProxyApp:
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        max_body_bytes: int,
-        startup: Callable[[], Awaitable[None]] | None = None,
-        shutdown: Callable[[], Awaitable[None]] | None = None,
-        metrics: Metrics | None = None,
-        streams: StreamGateway | None = None,
-    ) -> None:
-        self.pipeline = pipeline
-        self.streams = streams  # WebSocket streams (proxy.ws); None: every upgrade is refused
-        self.metrics = metrics or Metrics.disabled()
-        self.max_body_bytes = max_body_bytes
-        self._startup = startup
-        self._shutdown = shutdown
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-        elif scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
-
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.streams is None:
-            await send({"type": "websocket.close", "code": 1008, "reason": "unknown_route"})
-            return
-        headers = dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
-        await self.streams.serve(scope, receive, send, _request_id(headers.get("x-request-id")))
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
-        request = Incoming(
-            method=scope["method"],
-            raw_path=scope.get("raw_path") or scope["path"].encode(),
-            query=scope.get("query_string", b""),
-            headers=headers,
-            peer=(scope.get("client") or (None,))[0],
-        )
-        request_id = _request_id(request.header("x-request-id"))
-        audit = Audit()
-        try:
-            if scope.get(REFUSED):
-                raise BadRequest(scope[REFUSED])
-            reply = await self.pipeline.handle(request, lambda: self._read_body(request, receive), audit)
-            status, out_headers, body = reply.status, response_headers(reply.headers), reply.body
-            code = None
-        except Exception as exc:
-            error = exc if isinstance(exc, ProxyError) else _internal(exc, request_id)
-            rendered = render_error(error, request_id)
-            status, out_headers, body, code = rendered.status, rendered.headers, rendered.body, error.code
-        out_headers = [(k, v) for k, v in out_headers if k != "x-request-id"]
-        out_headers.append(("x-request-id", request_id))
-        await _respond(send, status, out_headers, b"" if request.method == "HEAD" else body)
-        total_s = time.perf_counter() - started
-        _log_request(request, request_id, audit, status, code, total_s)
-        _record(self.metrics, audit, code, total_s)
-
-    async def _read_body(self, request: Incoming, receive: Receive) -> bytes:
-        declared = request.header("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise BadRequest("invalid Content-Length")
-            if int(declared) > self.max_body_bytes:
-                raise BodyTooLarge(self.max_body_bytes)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise BadRequest("client disconnected before sending the whole body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise BodyTooLarge(self.max_body_bytes)
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    if self._startup:
-                        await self._startup()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": type(exc).__name__})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                if self._shutdown:
-                    await self._shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-
-def _internal(exc: Exception, request_id: str) -> InternalError:
-    log.error("internal error", extra={"request_id": request_id, "error": type(exc).__name__})
-    return InternalError()
-
-
-def _request_id(supplied: str | None) -> str:
-    # A client's id is echoed only when it is short and plain: it lands in our logs.
-    if supplied and _REQUEST_ID.match(supplied):
-        return supplied
-    return uuid.uuid4().hex
-
-
-async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-    raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _record(metrics: Metrics, audit: Audit, code: str | None, total_s: float) -> None:
-    upstream_s = (audit.upstream_ms or 0) / 1000
-    metrics.request(audit.venue, audit.account, code or "forwarded")
-    metrics.added(audit.venue, total_s - upstream_s)
-    if audit.decision is not None:
-        metrics.decision(code != "policy_denied", audit.rule)
-    if audit.would_deny is not None:
-        metrics.reported(audit.rule)
-    if audit.limit is not None and code == "rate_limited":
-        metrics.limited(audit.limit)
-    if audit.scheme is not None and audit.sign_ms is not None:
-        metrics.signed(audit.scheme, audit.sign_ms / 1000)
-    if audit.upstream_status is not None and audit.venue is not None:
-        metrics.upstream(audit.venue, audit.upstream_status, upstream_s)
-
-
-def _log_request(
-    request: Incoming, request_id: str, audit: Audit, status: int, code: str | None, total_s: float
-) -> None:
-    log.info(
-        "request",
-        extra={
-            "request_id": request_id,
-            "client": audit.client,
-            "venue": audit.venue,
-            "account": audit.account,
-            "method": request.method,
-            "path": audit.path,
-            "decision": audit.decision,
-            "would_deny": audit.would_deny,
-            "limit": audit.limit,
-            "status": status,
-            "error": code,
-            "upstream_status": audit.upstream_status,
-            "upstream_ms": audit.upstream_ms,
-            "sign_ms": audit.sign_ms,
-            "total_ms": round(total_s * 1000, 3),
-        },
-    )
 
 
 def build_venues(settings: Settings, events: SessionEvents | None = None) -> dict[str, Venue]:

@@ -8,7 +8,7 @@ import signal
 import uvicorn
 
 from proxy.admin import create_admin_app
-from proxy.app import ProxyApp
+from proxy.edge import ProxyApp
 from proxy.reload import Reloader
 from proxy.server import GuardedHttpToolsProtocol, ProxyServer, QuietServer
 from proxy.settings import Settings

@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from proxy.app import ProxyApp, create_app
+from proxy.app import create_app
 from proxy.devvault import DevVault, free_port
+from proxy.edge import ProxyApp
 from proxy.identity import token_sha256
 from proxy.serve import data_plane_config
 from proxy.server import BackgroundServer

@@ -15,9 +15,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.app import ProxyApp
 from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
+from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.pipeline import Pipeline, Venue
 from proxy.policy_loader import load_policies

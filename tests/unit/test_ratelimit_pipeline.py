@@ -12,9 +12,9 @@ import httpx
 import pytest
 import yaml
 
-from proxy.app import ProxyApp
 from proxy.clock import FakeClock
 from proxy.credentials.memory import MemoryStore
+from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
 from proxy.pipeline import Pipeline, Venue

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from proxy.app import ProxyApp
 from proxy.clock import SystemClock
 from proxy.credentials.base import Credentials
 from proxy.credentials.memory import MemoryStore
 from proxy.credentials.transit import parse_output, request_for
+from proxy.edge import ProxyApp
 from proxy.errors import CredentialsUnavailable
 from proxy.hygiene import HeaderPolicy
 from proxy.pipeline import Pipeline, Venue

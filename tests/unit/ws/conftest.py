@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from proxy.app import ProxyApp
 from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
+from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
 from proxy.pipeline import Pipeline, Venue

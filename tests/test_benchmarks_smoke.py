@@ -1,0 +1,81 @@
+"""The benchmark must not rot: one quick run end to end, and the report's arithmetic.
+
+No timing is asserted anywhere (DESIGN.md: every claim of speed is a benchmark, not a
+timed test). The smoke run uses the Python venue stand-in and load generator, so it needs
+neither nginx nor wrk; it checks that the run produced a JSON result with positive req/s
+and no failed requests for each configuration it ran, and that every micro-benchmark ran
+(a product API that moved shows up here as an ``error:`` note).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.integration  # starts real servers on loopback
+
+
+def test_quick_run_produces_a_json_result(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.run",
+        "--quick",
+        "--upstream",
+        "python",
+        "--loadgen",
+        "python",
+        "--out",
+        str(tmp_path),
+        "--no-chart",
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = tmp_path.glob("*.json")
+    result = json.loads(path.read_text())
+    assert set(result["summary"]) == {"direct", "coinex"}
+    for name, row in result["summary"].items():
+        assert row["rps"] > 0, name
+        assert row["errors"] == 0, (name, result["runs"])
+    broken = [m for m in result["micro"] if m["note"].startswith("error")]
+    assert not broken
+    assert any(m["name"] == "sign coinex" and m["us"] > 0 for m in result["micro"])
+    assert "coinex" in done.stdout  # the table was printed
+
+
+def _run(repeat: int, config: str, rps: float, p50: float, p99: float) -> report.Run:
+    result = {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": 0}
+    return {"repeat": repeat, "config": config, "closed": result, "fixed_rate": result}
+
+
+def test_ratios_and_added_latency_are_paired_per_repeat_then_medians() -> None:
+    runs = [
+        _run(0, "direct", 1000, 0.1, 0.2),
+        _run(0, "passthrough", 100, 0.5, 1.0),
+        _run(0, "coinex", 90, 0.6, 1.2),
+        _run(1, "direct", 2000, 0.2, 0.4),
+        _run(1, "passthrough", 200, 0.6, 1.0),
+        _run(1, "coinex", 100, 0.9, 1.4),
+        _run(2, "direct", 1000, 0.1, 0.2),
+        _run(2, "passthrough", 100, 0.5, 1.0),
+        _run(2, "coinex", 95, 0.7, 1.1),
+    ]
+    summary = report.summarise(runs, ["direct", "passthrough", "coinex"])
+    coinex = summary["coinex"]
+    assert coinex["rps"] == 95
+    assert coinex["vs_passthrough"] == 0.9  # medians of 0.9, 0.5, 0.95
+    assert coinex["vs_direct"] == 0.09
+    assert coinex["added_p50_ms"] == 0.6  # medians of 0.5, 0.7, 0.6
+    assert coinex["vs_nginx"] is None  # not measured: no ratio, no verdict
+    verdicts = {v["metric"]: v["verdict"] for v in report.judge(summary)}
+    assert verdicts["vs_passthrough"] == "PASS"
+    assert verdicts["vs_nginx"] == "n/a"
+    assert verdicts["added_p50_ms"] == "PASS"
