@@ -76,3 +76,9 @@ def test_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["check", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "p.yaml: clients.bot.allw" in err
+
+
+def test_shipped_example_config_and_policies_pass_check(capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).resolve().parents[2] / "proxy.example.yaml"
+    assert main(["check", "--config", str(example)]) == 0
+    assert "ok (5 venues)" in capsys.readouterr().out
