@@ -1,0 +1,161 @@
+"""The Python servers under test, one process each: ``python -m benchmarks.targets SERVER ...``.
+
+Every server runs on the product's data-plane server config (``proxy.serve.data_plane_config``:
+uvicorn, uvloop, httptools with ``GuardedHttpToolsProtocol``, no access log) and logs its own
+per-request JSON line at INFO as ``signing-proxy serve`` does, into ``/dev/null`` (the
+formatting is paid, the disk is not). Servers (see ``benchmarks.configs``):
+
+* ``signing``: the real product, ``create_app(settings, store=MemoryStore(...))``, with a
+  policy directory written for the bench client and fresh demo keys per scheme;
+* ``passthrough`` / ``pass-httpx`` / ``pass-httpx-aiohttp``: ``ProxyApp`` with
+  ``PassThroughPipeline`` over the production ``Forwarder`` or an ``HttpxForwarder``;
+* ``fastapi-httpx``: a FastAPI catch-all route forwarding with ``httpx.AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from fastapi import FastAPI, Request, Response
+
+from benchmarks import configs
+from benchmarks.transports import HttpxForwarder, RawForwarder
+from proxy import logs
+from proxy.app import create_app
+from proxy.clock import SystemClock
+from proxy.credentials.memory import MemoryStore
+from proxy.edge import ProxyApp
+from proxy.forward import Forwarder, Upstream
+from proxy.hygiene import ALWAYS_DROPPED, HOP_BY_HOP, HeaderPolicy
+from proxy.metrics import Metrics
+from proxy.pipeline import Audit, Incoming, Pipeline, ReadBody
+from proxy.policy import PolicySet
+from proxy.ratelimit import MemoryLimiter
+from proxy.routing import parse_route
+from proxy.serve import data_plane_config
+from proxy.server import ProxyServer
+from proxy.settings import build_settings
+from proxy.signers.base import OutgoingRequest, UpstreamReply
+from proxy.sim.credentials import demo_credentials
+
+SERVERS = ("signing", "passthrough", "pass-httpx", "pass-httpx-aiohttp", "pass-raw", "fastapi-httpx")
+MAX_BODY = 1_048_576
+
+
+class PassThroughPipeline(Pipeline):
+    """Forward only: split ``/<venue>/<account>/<path>``, drop hop-by-hop and proxy headers,
+    send to one origin. No identity, policy, rate limit, credentials or signing."""
+
+    def __init__(self, origin: str, forwarder: Upstream) -> None:
+        clock = SystemClock()
+        super().__init__(
+            PolicySet(), {}, MemoryStore(), MemoryLimiter(clock), forwarder, clock, HeaderPolicy(())
+        )
+        self.origin = origin
+
+    async def handle(self, request: Incoming, read_body: ReadBody, audit: Audit) -> UpstreamReply:
+        route = parse_route(request.raw_path, request.query)
+        headers = self.header_policy.request_headers(request.headers)
+        outgoing = OutgoingRequest(request.method, route.target, headers, await read_body())
+        return await self.forwarder.send(self.origin, outgoing)
+
+
+def passthrough_app(upstream: str, transport: str) -> ProxyApp:
+    forwarder: Forwarder | HttpxForwarder | RawForwarder
+    if transport == "aiohttp":
+        forwarder = Forwarder()
+    elif transport == "raw":
+        forwarder = RawForwarder()
+    else:
+        forwarder = HttpxForwarder(transport)
+    pipeline = PassThroughPipeline(upstream, forwarder)
+    # Metrics on, as in production: the edge records every request whatever the pipeline.
+    return ProxyApp(pipeline, MAX_BODY, startup=forwarder.start, shutdown=forwarder.close, metrics=Metrics())
+
+
+def signing_app(upstream: str, workdir: Path) -> ProxyApp:
+    """The product as ``signing-proxy serve`` builds it, credentials in memory instead of Vault."""
+    (workdir / "policies").mkdir(parents=True, exist_ok=True)
+    (workdir / "policies" / "bench.yaml").write_text(yaml.safe_dump(configs.policy(), sort_keys=False))
+    raw = {
+        "policies": "policies",
+        "venues": configs.venue_settings(upstream),
+        "rate_limits": configs.rate_limit_settings(),
+    }
+    settings = build_settings(raw, workdir / "bench.yaml", environ={})
+    store = MemoryStore(
+        {(scheme, configs.ACCOUNT): demo_credentials(scheme) for scheme in configs.SIGNED_SCHEMES}
+    )
+    return create_app(settings, store=store)
+
+
+_NOT_FORWARDED = HOP_BY_HOP | ALWAYS_DROPPED
+
+
+def fastapi_httpx_app(upstream: str) -> FastAPI:
+    """What a first version often looks like: FastAPI route + httpx default transport."""
+    state: dict[str, httpx.AsyncClient] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(base_url=upstream, timeout=10) as client:
+            state["client"] = client
+            yield
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.api_route("/{venue}/{account}/{path:path}", methods=["GET", "POST", "PUT", "DELETE"])
+    async def forward(request: Request, path: str) -> Response:
+        headers = [(k, v) for k, v in request.headers.items() if k not in _NOT_FORWARDED]
+        reply = await state["client"].request(
+            request.method,
+            "/" + path,
+            params=request.url.query,
+            headers=headers,
+            content=await request.body(),
+        )
+        out = {k: v for k, v in reply.headers.items() if k not in _NOT_FORWARDED}
+        return Response(reply.content, status_code=reply.status_code, headers=out)
+
+    return app
+
+
+def build(server: str, upstream: str, workdir: Path) -> Any:
+    if server == "signing":
+        return signing_app(upstream, workdir)
+    if server == "fastapi-httpx":
+        return fastapi_httpx_app(upstream)
+    transport = {
+        "passthrough": "aiohttp",
+        "pass-httpx": "httpx",
+        "pass-httpx-aiohttp": "httpx-aiohttp",
+        "pass-raw": "raw",
+    }
+    return passthrough_app(upstream, transport[server])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="run one server under test")
+    parser.add_argument("server", choices=SERVERS)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True, help="the venue stand-in's origin")
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--gc-freeze", action="store_true", help="what-if: gc.freeze() once built")
+    args = parser.parse_args()
+    logs.configure("INFO", stream=open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the process)
+    app = build(args.server, args.upstream, args.workdir)
+    if args.gc_freeze:
+        gc.freeze()  # the proposal in benchmarks/README.md: old objects leave the collector's scans
+    ProxyServer(data_plane_config(app, "127.0.0.1", args.port)).run()
+
+
+if __name__ == "__main__":
+    main()
