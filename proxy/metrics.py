@@ -11,6 +11,8 @@ metrics (tests, benchmarks) uses ``Metrics.disabled()``, whose methods do nothin
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -24,6 +26,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "signing_proxy_requests",
@@ -89,33 +92,42 @@ class Metrics:
             registry=r,
         )
 
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        # prometheus_client's labels() takes a lock and validates on every call; the label
+        # values are bounded (see the module docstring), so the children are kept here.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def request(self, venue: str | None, account: str | None, outcome: str) -> None:
-        self.requests.labels(venue or "-", account or "-", outcome).inc()
+        self._child(self.requests, venue or "-", account or "-", outcome).inc()
 
     def upstream(self, venue: str, status: int, upstream_s: float) -> None:
-        self.upstream_status.labels(venue, f"{status // 100}xx").inc()
-        self.upstream_latency.labels(venue).observe(upstream_s)
+        self._child(self.upstream_status, venue, f"{status // 100}xx").inc()
+        self._child(self.upstream_latency, venue).observe(upstream_s)
 
     def added(self, venue: str | None, seconds: float) -> None:
-        self.added_latency.labels(venue or "-").observe(max(seconds, 0.0))
+        self._child(self.added_latency, venue or "-").observe(max(seconds, 0.0))
 
     def signed(self, scheme: str, seconds: float) -> None:
-        self.signing.labels(scheme).observe(max(seconds, 0.0))
+        self._child(self.signing, scheme).observe(max(seconds, 0.0))
 
     def decision(self, allowed: bool, rule: str | None) -> None:
-        self.decisions.labels("allow" if allowed else "deny", rule or "none").inc()
+        self._child(self.decisions, "allow" if allowed else "deny", rule or "none").inc()
 
     def reported(self, rule: str | None) -> None:
-        self.would_deny.labels(rule or "none").inc()
+        self._child(self.would_deny, rule or "none").inc()
 
     def limited(self, limit: str) -> None:
-        self.rate_limited.labels(limit).inc()
+        self._child(self.rate_limited, limit).inc()
 
     def session(self, venue: str, event: str, result: str) -> None:
-        self.sessions.labels(venue, event, result).inc()
+        self._child(self.sessions, venue, event, result).inc()
 
     def vault_lookup(self, result: str) -> None:
-        self.vault.labels(result).inc()
+        self._child(self.vault, result).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -24,6 +24,7 @@ from proxy.errors import BadRequest, UnknownRoute
 
 # Percent-encodings that decode to '.', '/', '\' (and '%', which hides the others).
 _DANGEROUS_ESCAPE = re.compile(rb"%(2e|2f|5c|25)", re.IGNORECASE)
+_NOT_PRINTABLE = re.compile(rb"[^\x21-\x7e]")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_TARGET_BYTES = 8192
 
@@ -64,7 +65,7 @@ def parse_route(raw_path: bytes, query: bytes) -> Route:
 
 def _vet_bytes(raw: bytes, what: str) -> None:
     # Printable ASCII only: what a venue signs must be unambiguous text on the wire.
-    if any(b < 0x21 or b > 0x7E for b in raw):
+    if _NOT_PRINTABLE.search(raw):
         raise BadRequest(f"{what} contains bytes that are not printable ASCII")
     if b"\\" in raw and what == "path":
         raise BadRequest("path contains a backslash")
