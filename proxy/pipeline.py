@@ -37,7 +37,7 @@ from proxy.policy_fields import parse_request_fields
 from proxy.ratelimit import Limiter
 from proxy.ratelimit_gate import RateGate
 from proxy.routing import Route, parse_route
-from proxy.signers.base import OutgoingRequest, SignContext, Signer, UpstreamReply
+from proxy.signers.base import OutgoingRequest, SignContext, Signer, UpstreamReply, header_value
 from proxy.signers.keyops import KeyOperator
 
 log = logging.getLogger("signing_proxy.pipeline")
@@ -54,10 +54,7 @@ class Incoming:
     peer: str | None
 
     def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return header_value(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,10 +76,15 @@ class OutgoingRequest:
         return replace(self, headers=self.headers + extra)
 
     def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return header_value(self.headers, name)
+
+
+def header_value(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """The first value of header ``name`` (lower-case) in lower-case-named ``headers``."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
 @dataclass(frozen=True, slots=True)

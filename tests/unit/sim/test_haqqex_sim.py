@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -41,12 +40,6 @@ def clock() -> FakeClock:
 @pytest.fixture
 def sim(clock: FakeClock) -> SimVenue:
     return create_app(KEYS, clock)
-
-
-@pytest.fixture
-async def client(sim: SimVenue) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url="http://sim") as client:
-        yield client
 
 
 def _headers(sign: str, **changes: str) -> dict[str, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -29,12 +27,6 @@ def clock() -> FakeClock:
 @pytest.fixture
 def sim(clock: FakeClock) -> SimVenue:
     return create_app(KEYS, clock)
-
-
-@pytest.fixture
-async def client(sim: SimVenue) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url="http://sim") as client:
-        yield client
 
 
 def _with(**changes: str | None) -> dict[str, str]:
