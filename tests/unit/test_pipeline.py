@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
 from proxy.clock import SystemClock
@@ -17,29 +16,12 @@ from proxy.pipeline import Pipeline, Venue
 from proxy.policy_loader import load_policies
 from proxy.ratelimit import MemoryLimiter
 from proxy.signers import SIGNERS, owned_headers
-from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
+from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 MM = {"Proxy-Authorization": "Bearer mm-token"}
-
-
-class InProcessUpstream:
-    """Routes each origin to an ASGI app; counts what was sent."""
-
-    def __init__(self, apps: dict[str, object]) -> None:
-        self.apps = apps
-        self.sent: list[OutgoingRequest] = []
-
-    async def send(self, origin: str, request: OutgoingRequest) -> UpstreamReply:
-        self.sent.append(request)
-        transport = httpx.ASGITransport(app=self.apps[origin])  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url=origin) as client:
-            response = await client.request(
-                request.method, request.target, headers=list(request.headers), content=request.body
-            )
-        return UpstreamReply(response.status_code, tuple(response.headers.multi_items()), response.content)
 
 
 @pytest.fixture
@@ -65,36 +47,31 @@ def world():
     }
 
 
-def _client(app: ProxyApp, peer: str = "10.1.2.3") -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(peer, 40000))  # type: ignore[arg-type]
-    return httpx.AsyncClient(transport=transport, base_url="http://proxy")
-
-
 async def test_signed_request_accepted_by_strict_venue(world) -> None:
-    async with _client(world["app"]) as client:
+    async with proxy_client(world["app"]) as client:
         response = await client.get("/coinex/main/v2/spot/pending-order?market=BTCUSDT", headers=MM)
     assert response.status_code == 200 and response.json()["code"] == 0
     assert world["sims"]["coinex"].recorder.requests[-1].target == "/v2/spot/pending-order?market=BTCUSDT"
 
 
 async def test_loopback_client_only_from_loopback(world) -> None:
-    async with _client(world["app"], peer="127.0.0.1") as client:
+    async with proxy_client(world["app"], peer="127.0.0.1") as client:
         ok = await client.get("/haqqex/main/api/v1/balances")
-    async with _client(world["app"], peer="10.9.9.9") as client:
+    async with proxy_client(world["app"], peer="10.9.9.9") as client:
         refused = await client.get("/haqqex/main/api/v1/balances")
     assert ok.status_code == 200
     assert refused.status_code == 401 and refused.headers["x-signing-proxy-error"] == "unauthenticated"
 
 
 async def test_unsignable_body_is_bad_request_and_nothing_sent(world) -> None:
-    async with _client(world["app"], peer="127.0.0.1") as client:
+    async with proxy_client(world["app"], peer="127.0.0.1") as client:
         response = await client.post("/haqqex/main/api/v1/orders", content=b"{not json")
     assert response.status_code == 400 and response.headers["x-signing-proxy-error"] == "bad_request"
     assert world["upstream"].sent == []
 
 
 async def test_body_cap_from_content_length(world) -> None:
-    async with _client(world["app"]) as client:
+    async with proxy_client(world["app"]) as client:
         response = await client.post("/coinex/main/v2/spot/order", content=b"x" * 2000, headers=MM)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "body_too_large"
@@ -103,7 +80,7 @@ async def test_body_cap_from_content_length(world) -> None:
 
 async def test_signer_failure_is_500_without_key_material(world) -> None:
     world["store"].put("icrypex", "main", {"api_key": "k", "secret_key": "not*base64*CANARY"})
-    async with _client(world["app"]) as client:
+    async with proxy_client(world["app"]) as client:
         response = await client.get("/icrypex/main/sapi/v1/wallet", headers=MM)
     assert response.status_code == 500
     assert response.headers["x-signing-proxy-error"] == "signing_failed"
@@ -113,7 +90,7 @@ async def test_signer_failure_is_500_without_key_material(world) -> None:
 
 async def test_account_bucket_shared_by_clients(world) -> None:
     # coinex/main allows burst 20 for every client of the key together.
-    async with _client(world["app"]) as client:
+    async with proxy_client(world["app"]) as client:
         statuses = [
             (await client.get("/coinex/main/v2/spot/pending-order", headers=MM)).status_code
             for _ in range(22)
@@ -123,7 +100,7 @@ async def test_account_bucket_shared_by_clients(world) -> None:
 
 
 async def test_error_body_shape(world) -> None:
-    async with _client(world["app"]) as client:
+    async with proxy_client(world["app"]) as client:
         response = await client.get("/coinex/main/v2/assets/withdraw", headers=MM)
     body = json.loads(response.content)
     assert set(body["error"]) == {"code", "message", "request_id"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
 from proxy.clock import SystemClock
@@ -18,9 +17,9 @@ from proxy.pipeline import Audit, Incoming, Pipeline, Venue
 from proxy.policy_loader import load_policies
 from proxy.ratelimit import MemoryLimiter
 from proxy.signers import SIGNERS, owned_headers
-from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
+from tests.unit.inprocess import InProcessUpstream
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 ORIGIN = "http://coinex.sim"
@@ -32,21 +31,6 @@ ORDER = {
     "amount": "1",
     "price": "1",
 }
-
-
-class Upstream:
-    def __init__(self, app: object) -> None:
-        self.app = app
-        self.sent: list[OutgoingRequest] = []
-
-    async def send(self, origin: str, request: OutgoingRequest) -> UpstreamReply:
-        self.sent.append(request)
-        transport = httpx.ASGITransport(app=self.app)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url=origin) as client:
-            response = await client.request(
-                request.method, request.target, headers=list(request.headers), content=request.body
-            )
-        return UpstreamReply(response.status_code, tuple(response.headers.multi_items()), response.content)
 
 
 class Body:
@@ -64,7 +48,7 @@ class Body:
 @pytest.fixture
 def world():
     creds = demo_credentials("coinex")
-    upstream = Upstream(SIMULATORS["coinex"](sim_keys(creds), None))
+    upstream = InProcessUpstream(SIMULATORS["coinex"](sim_keys(creds), None))
     venues = {"coinex": Venue("coinex", ORIGIN, frozenset({"main"}), SIGNERS["coinex"]())}
     policies = load_policies(FIXTURES / "trading")
     clock = SystemClock()

@@ -23,30 +23,15 @@ from proxy.ratelimit import MemoryLimiter
 from proxy.ratelimit_gate import RateGate, build_rate_limits
 from proxy.settings import build_settings
 from proxy.signers import SIGNERS, owned_headers
-from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.sim import SIMULATORS
 from proxy.sim.base import SimResponse, json_response
 from proxy.sim.credentials import demo_credentials, sim_keys
+from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 ORIGIN = "http://coinex.sim"
 HEADERS = {"Proxy-Authorization": "Bearer bot-token"}
 ORDER = {"market": "BTCUSDT", "market_type": "SPOT", "side": "buy", "type": "limit", "amount": "1"}
 SLOW_DOWN = json_response(200, {"code": 4213, "data": {}, "message": "rate limit exceeded"})
-
-
-class Upstream:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.sent: list[OutgoingRequest] = []
-
-    async def send(self, origin: str, request: OutgoingRequest) -> UpstreamReply:
-        self.sent.append(request)
-        transport = httpx.ASGITransport(app=self.app)
-        async with httpx.AsyncClient(transport=transport, base_url=origin) as client:
-            response = await client.request(
-                request.method, request.target, headers=list(request.headers), content=request.body
-            )
-        return UpstreamReply(response.status_code, tuple(response.headers.multi_items()), response.content)
 
 
 class FakeSleep:
@@ -69,7 +54,7 @@ def _world(tmp_path: Path, rate_limits: dict[str, Any]) -> dict[str, Any]:
     settings = build_settings(raw, tmp_path / "proxy.yaml", {})
     creds = demo_credentials("coinex")
     sim = SIMULATORS["coinex"](sim_keys(creds), clock)
-    upstream = Upstream(sim)
+    upstream = InProcessUpstream(sim)
     limiter = MemoryLimiter(clock)
     sleep = FakeSleep(clock)
     config = settings.rate_limits
@@ -91,8 +76,7 @@ def _world(tmp_path: Path, rate_limits: dict[str, Any]) -> dict[str, Any]:
 
 
 def _client(world: dict[str, Any]) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=world["app"], client=("10.0.0.1", 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://proxy")
+    return proxy_client(world["app"], "10.0.0.1")
 
 
 def _refused(response: httpx.Response, limit: str) -> None:

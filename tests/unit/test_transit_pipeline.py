@@ -7,7 +7,6 @@ import hashlib
 import hmac
 from pathlib import Path
 
-import httpx
 import pytest
 
 from proxy.clock import SystemClock
@@ -25,7 +24,7 @@ from proxy.signers.base import HmacSigner
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator, RsaPss
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
-from tests.unit.test_pipeline import InProcessUpstream
+from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 MM = {"Proxy-Authorization": "Bearer mm-token"}
@@ -96,18 +95,13 @@ def world():
     }
 
 
-def _client(app: ProxyApp, peer: str = "10.1.2.3") -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(peer, 40000))  # type: ignore[arg-type]
-    return httpx.AsyncClient(transport=transport, base_url="http://proxy")
-
-
 PATHS = {"coinex": "/v2/assets/spot/balance", "icrypex": "/sapi/v1/wallet", "haqqex": "/api/v1/balances"}
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 async def test_transit_signed_requests_are_accepted_without_the_secret_in_kv(world, scheme: str) -> None:
     sidecar = scheme == "haqqex"  # the fixture policy lets only the loopback sidecar reach haqqex
-    async with _client(world["app"], "127.0.0.1" if sidecar else "10.1.2.3") as client:
+    async with proxy_client(world["app"], "127.0.0.1" if sidecar else "10.1.2.3") as client:
         response = await client.get(f"/{scheme}/main{PATHS[scheme]}", headers={} if sidecar else MM)
     assert response.status_code == 200, response.text
     assert world["transit"].calls == [(f"key-{scheme}", 3)]  # the version KV pins
@@ -115,7 +109,7 @@ async def test_transit_signed_requests_are_accepted_without_the_secret_in_kv(wor
 
 async def test_transit_unavailable_is_a_503_naming_no_secret(world) -> None:
     world["transit"].down = True
-    async with _client(world["app"]) as client:
+    async with proxy_client(world["app"]) as client:
         response = await client.get("/coinex/main/v2/assets/spot/balance", headers=MM)
     assert response.status_code == 503
     assert response.headers["x-signing-proxy-error"] == "credentials_unavailable"
@@ -124,14 +118,14 @@ async def test_transit_unavailable_is_a_503_naming_no_secret(world) -> None:
 
 async def test_a_missing_public_field_is_a_503(world) -> None:
     world["store"].put("coinex", "main", {"transit_key_version": "1"})
-    async with _client(world["app"]) as client:
+    async with proxy_client(world["app"]) as client:
         response = await client.get("/coinex/main/v2/assets/spot/balance", headers=MM)
     assert response.status_code == 503 and "api_key" in response.json()["error"]["message"]
 
 
 async def test_a_malformed_pinned_version_is_a_503(world) -> None:
     world["store"].put("coinex", "main", {"api_key": "k", "transit_key_version": "latest"})
-    async with _client(world["app"]) as client:
+    async with proxy_client(world["app"]) as client:
         response = await client.get("/coinex/main/v2/assets/spot/balance", headers=MM)
     assert response.status_code == 503 and "transit_key_version" in response.json()["error"]["message"]
     assert world["transit"].calls == []
