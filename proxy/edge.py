@@ -166,6 +166,8 @@ def _record(metrics: Metrics, audit: Audit, code: str | None, total_s: float) ->
         metrics.reported(audit.rule)
     if audit.limit is not None and code == "rate_limited":
         metrics.limited(audit.limit)
+    if audit.rate_wait_ms:
+        metrics.rate_waited(audit.venue, audit.rate_wait_ms / 1000)
     if audit.scheme is not None and audit.sign_ms is not None:
         metrics.signed(audit.scheme, audit.sign_ms / 1000)
     if audit.upstream_status is not None and audit.venue is not None:
@@ -192,6 +194,7 @@ def _log_request(
             "upstream_status": audit.upstream_status,
             "upstream_ms": audit.upstream_ms,
             "sign_ms": audit.sign_ms,
+            "rate_wait_ms": audit.rate_wait_ms,
             "total_ms": round(total_s * 1000, 3),
         },
     )

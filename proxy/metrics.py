@@ -20,6 +20,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _UPSTREAM = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+# Queueing is bounded by rate_limits.max_wait_ms (at most 60 s).
+_WAIT = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -59,6 +62,13 @@ class Metrics:
             "Signing duration by scheme (excluding venue round trips).",
             ["scheme"],
             buckets=_FAST,
+            registry=r,
+        )
+        self.rate_wait = Histogram(
+            "signing_proxy_rate_wait_seconds",
+            "Time a request queued for a rate limit before it was signed (queued requests only).",
+            ["venue"],
+            buckets=_WAIT,
             registry=r,
         )
         self.decisions = Counter(
@@ -111,6 +121,9 @@ class Metrics:
     def added(self, venue: str | None, seconds: float) -> None:
         self._child(self.added_latency, venue or "-").observe(max(seconds, 0.0))
 
+    def rate_waited(self, venue: str | None, seconds: float) -> None:
+        self._child(self.rate_wait, venue or "-").observe(max(seconds, 0.0))
+
     def signed(self, scheme: str, seconds: float) -> None:
         self._child(self.signing, scheme).observe(max(seconds, 0.0))
 
@@ -144,6 +157,7 @@ class _Disabled(Metrics):
     def request(self, venue: str | None, account: str | None, outcome: str) -> None: ...
     def upstream(self, venue: str, status: int, upstream_s: float) -> None: ...
     def added(self, venue: str | None, seconds: float) -> None: ...
+    def rate_waited(self, venue: str | None, seconds: float) -> None: ...
     def signed(self, scheme: str, seconds: float) -> None: ...
     def decision(self, allowed: bool, rule: str | None) -> None: ...
     def reported(self, rule: str | None) -> None: ...

@@ -177,9 +177,10 @@ class RateGate:
     """What the pipeline calls: charges a request's limits, queues a client up to its
     ``max_wait_ms``, and turns a venue's "slow down" into a shared cooldown.
 
-    Two charges per request: ``admit_client`` before the body is read (the client and
-    policy-file buckets, and the key's cooldowns) and ``before_send`` once the upstream
-    request is known (the venue profile's groups, whose cost may depend on the body).
+    Two charges per request, both before signing: ``admit_client`` before the body is read
+    (the client and policy-file buckets, and the key's cooldowns) and ``before_send`` once
+    the upstream request is known (the venue profile's groups, whose cost may depend on the
+    body). The pipeline takes the signing time only after both (and their waits) passed.
     The wait budget is per request, shared by both; it lives in ``state`` (the request's
     ``Audit.extra``), which also records how long the request waited (``rate_wait_ms``).
     """
