@@ -92,6 +92,10 @@ class Audit:
     upstream_status: int | None = None
     upstream_ms: float | None = None
     sign_ms: float | None = None
+    # True once the pipeline found ``venue`` / ``account`` configured: only then may they be
+    # metric labels (issue 14: labels come from configured names, never the raw URL).
+    venue_known: bool = False
+    account_known: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -132,7 +136,7 @@ class Pipeline:
         audit.client = client.name
         route = parse_route(request.raw_path, request.query)
         audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
-        venue = self._venue(route)
+        venue = self._venue(route, audit)
         body = await self._authorize(client, route, request.method, venue, read_body, audit)
         await self._admit(policies, client.name, client.rate_limit, route, audit)
         if body is None:
@@ -151,10 +155,12 @@ class Pipeline:
         audit.upstream_status = reply.status
         return reply
 
-    def _venue(self, route: Route) -> Venue:
+    def _venue(self, route: Route, audit: Audit) -> Venue:
         venue = self.venues.get(route.venue)
+        audit.venue_known = venue is not None
         if venue is None or route.account not in venue.accounts:
             raise UnknownRoute(f"unknown venue or account: {route.venue}/{route.account}")
+        audit.account_known = True
         return venue
 
     async def _authorize(

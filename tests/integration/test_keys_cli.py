@@ -232,7 +232,9 @@ BAD_WALLET = "0x" + "c4" * 31  # 31 bytes: not a secp256k1 key
 def test_put_refuses_key_material_the_signer_cannot_parse_naming_the_field(keys, vault: DevVault) -> None:
     """Issue 14 item 10: a bad EVEDEX wallet key is refused at put, not at request time."""
     before = vault.client().secrets.kv.v2.read_secret_metadata(path="signing-proxy/evedex/main")
-    code, out, err = keys("put", "--venue", "evedex", "--account", "main", stdin=f"wallet_private_key={BAD_WALLET}\n")
+    code, out, err = keys(
+        "put", "--venue", "evedex", "--account", "main", stdin=f"wallet_private_key={BAD_WALLET}\n"
+    )
     assert code == 1
     assert "wallet_private_key is not a 32-byte hex secp256k1 key" in err
     assert BAD_WALLET not in out + err and BAD_WALLET[2:] not in out + err

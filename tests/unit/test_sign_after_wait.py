@@ -87,7 +87,9 @@ def _world(tmp_path: Path, scheme: str, rate_limits: dict[str, Any], transit: bo
     limiter = MemoryLimiter(clock)
     sleep = FakeSleep(clock)
     config = settings.rate_limits
-    gate = RateGate(limiter, build_rate_limits(settings), config.max_wait_ms, config.client_max_wait_ms, sleep)
+    gate = RateGate(
+        limiter, build_rate_limits(settings), config.max_wait_ms, config.client_max_wait_ms, sleep
+    )
     signer = SIGNERS[scheme]()
     fake_transit = None
     stored = creds
@@ -109,7 +111,14 @@ def _world(tmp_path: Path, scheme: str, rate_limits: dict[str, Any], transit: bo
         transit=fake_transit,  # type: ignore[arg-type]
     )
     app = ProxyApp(pipeline, max_body_bytes=1 << 20, metrics=metrics)
-    return {"app": app, "upstream": upstream, "clock": clock, "sleep": sleep, "transit": fake_transit, "metrics": metrics}
+    return {
+        "app": app,
+        "upstream": upstream,
+        "clock": clock,
+        "sleep": sleep,
+        "transit": fake_transit,
+        "metrics": metrics,
+    }
 
 
 async def test_the_signed_timestamp_is_taken_after_the_venue_profile_wait(tmp_path: Path) -> None:
@@ -137,7 +146,9 @@ async def test_an_invex_expire_at_counts_from_after_the_wait(tmp_path: Path) -> 
         second = await client.post("/invex/main/trading/v1/orders", json=order, headers=HEADERS)
     assert first.status_code == 200 and second.status_code == 200, second.text
     assert world["sleep"].slept == [pytest.approx(50.0)]
-    expected = datetime.fromtimestamp(int(before) + 50 + 60, ZoneInfo("Asia/Tehran")).strftime("%Y-%m-%d %H:%M:%S")
+    expected = datetime.fromtimestamp(int(before) + 50 + 60, ZoneInfo("Asia/Tehran")).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
     assert json.loads(world["upstream"].sent[1].body)["expire_at"] == expected
 
 
@@ -147,7 +158,8 @@ async def test_a_rate_limited_transit_account_spends_no_transit_signature(tmp_pa
     async with proxy_client(world["app"], "10.0.0.1") as client:
         first = await client.post("/coinex/main/v2/spot/order", json=COINEX_ORDER, headers=HEADERS)
         refused = [
-            await client.post("/coinex/main/v2/spot/order", json=COINEX_ORDER, headers=HEADERS) for _ in range(5)
+            await client.post("/coinex/main/v2/spot/order", json=COINEX_ORDER, headers=HEADERS)
+            for _ in range(5)
         ]
     assert first.status_code == 200, first.text
     assert {r.status_code for r in refused} == {429}

@@ -55,7 +55,9 @@ def test_malformed_key_material_is_refused_naming_the_field_only(
     with pytest.raises(SigningFailed) as refused:
         _signer(scheme).validate_secret(Credentials(fields))
     assert message in refused.value.message
-    text = f"{refused.value.message} {refused.value!r} {refused.value.__cause__!r} {refused.value.__context__!r}"
+    text = (
+        f"{refused.value.message} {refused.value!r} {refused.value.__cause__!r} {refused.value.__context__!r}"
+    )
     assert value.strip() not in text and CANARY not in text and "c4fe" not in text
 
 
@@ -69,4 +71,6 @@ def test_transit_mode_public_fields_alone_pass(scheme: str) -> None:
     """In Transit mode KV holds no key material: only what is present is parsed."""
     signer = _signer(scheme)
     public = {k: v for k, v in demo_credentials(scheme).items() if k not in signer.key_fields}
-    signer.validate_secret(Credentials({**public, "transit_key": "signing-proxy-x", "transit_key_version": "1"}))
+    signer.validate_secret(
+        Credentials({**public, "transit_key": "signing-proxy-x", "transit_key_version": "1"})
+    )
