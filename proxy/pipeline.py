@@ -122,8 +122,8 @@ class Pipeline:
         self.venues = venues
         self.store = store
         self.limiter = limiter
-        # Charges the limiter: client/policy buckets in _admit, venue profile groups in
-        # _charge_venue, both before the signing time is taken.
+        # Charges the limiter: client/policy buckets in admit, venue profile groups in
+        # charge_venue, both before the signing time is taken.
         self.rate_gate = rate_gate or RateGate(limiter)
         self.forwarder = forwarder
         self.clock = clock
@@ -138,7 +138,7 @@ class Pipeline:
         audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
         venue = self._venue(route, audit)
         body = await self._authorize(client, route, request.method, venue, read_body, audit)
-        await self._admit(policies, client.name, client.rate_limit, route, audit)
+        await self.admit(policies, client.name, client.rate_limit, route, audit)
         if body is None:
             body = await read_body()
         creds = await self.store.get(route.venue, route.account)
@@ -149,7 +149,7 @@ class Pipeline:
         # Admit first, then take the time and sign (issue 14): the venue-profile charge may
         # queue up to max_wait_ms, which must not eat a CoinEx window or an Invex expire_at,
         # and a refused request spends no signature (none in Vault Transit either).
-        prepaid = await self._charge_venue(venue, route.account, audit, outgoing)
+        prepaid = await self.charge_venue(venue, route.account, audit, outgoing)
         ctx = SignContext(route.venue, route.account, int(self.clock.now() * 1000))
         reply = await self._sign_and_send(venue, outgoing, creds, ctx, audit, prepaid)
         audit.upstream_status = reply.status
@@ -185,10 +185,11 @@ class Pipeline:
             raise PolicyDenied(decision.reason)
         return body
 
-    async def _admit(
+    async def admit(
         self, policies: PolicySet, client: str, client_spec: RateSpec | None, route: Route, audit: Audit
     ) -> None:
-        """The client's and the policy file's buckets (and the key's venue cooldown)."""
+        """The client's and the policy file's buckets (and the key's venue cooldown).
+        Shared with stream opens (``proxy.ws.gateway``): a stream open is a request."""
         try:
             gate = self.rate_gate
             await gate.admit_client(policies, client, client_spec, route.venue, route.account, audit.extra)
@@ -196,15 +197,17 @@ class Pipeline:
             audit.limit = refused.limit_name
             raise
 
-    async def _charge_venue(
-        self, venue: Venue, account: str, audit: Audit, request: OutgoingRequest
+    async def charge_venue(
+        self, venue: Venue, account: str, audit: Audit, request: OutgoingRequest, stream: bool = False
     ) -> list[Charge | None]:
         """The venue profile's groups for the request as the client sent it, waiting if
         queueing is allowed. Signing does not change what a group counts (method, path,
         orders in the body), so the unsigned request prices the signed one. Returns the
-        charge for ``_send`` to settle (feedback) on the first send to the venue's origin."""
+        charge for ``_send`` to settle (feedback) on the first send to the venue's origin.
+        ``stream``: a stream open, charged to the profile's ``streams`` groups instead."""
         try:
-            charge = await self.rate_gate.before_send(venue.name, account, audit.client, request, audit.extra)
+            gate = self.rate_gate
+            charge = await gate.before_send(venue.name, account, audit.client, request, audit.extra, stream)
         except RateLimited as refused:
             audit.limit = refused.limit_name
             raise
@@ -261,7 +264,7 @@ class Pipeline:
         if request.origin is None and prepaid:
             charge = prepaid.pop()
         elif request.origin is None and audit.account is not None:
-            charge = (await self._charge_venue(venue, audit.account, audit, request))[0]
+            charge = (await self.charge_venue(venue, audit.account, audit, request))[0]
         started = self.clock.monotonic()
         try:
             reply = await self.forwarder.send(origin, request)
