@@ -1,6 +1,6 @@
 """One request through the proxy, in contract order:
 
-    identify -> route -> decide -> admit -> read body -> credentials -> venue limits -> sign -> forward
+    identify -> route -> decide -> admit -> read body -> venue limits -> credentials -> sign -> forward
 
 Each step is a small function of its own module; this file only sequences them and
 records what happened (``Audit``) for the request log. Every refusal is a
@@ -141,15 +141,15 @@ class Pipeline:
         await self.admit(policies, client.name, client.rate_limit, route, audit)
         if body is None:
             body = await read_body()
-        creds = await self.store.get(route.venue, route.account)
-        require_fields(creds, venue.required_fields(route.account), route.venue, route.account)
         outgoing = OutgoingRequest(
             request.method, route.target, self.header_policy.request_headers(request.headers), body
         )
         # Admit first, then take the time and sign (issue 14): the venue-profile charge may
         # queue up to max_wait_ms, which must not eat a CoinEx window or an Invex expire_at,
-        # and a refused request spends no signature (none in Vault Transit either).
+        # and a refused request reads no secret and spends no signature (none in Transit).
         prepaid = await self.charge_venue(venue, route.account, audit, outgoing)
+        creds = await self.store.get(route.venue, route.account)
+        require_fields(creds, venue.required_fields(route.account), route.venue, route.account)
         ctx = SignContext(route.venue, route.account, int(self.clock.now() * 1000))
         reply = await self._sign_and_send(venue, outgoing, creds, ctx, audit, prepaid)
         audit.upstream_status = reply.status

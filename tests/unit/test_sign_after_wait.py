@@ -71,6 +71,16 @@ class CountingTransit:
         return None
 
 
+class CountingStore(MemoryStore):
+    """Counts secret reads: a refused request should cause none."""
+
+    reads = 0
+
+    async def get(self, venue: str, account: str) -> Any:
+        self.reads += 1
+        return await super().get(venue, account)
+
+
 def _world(tmp_path: Path, scheme: str, rate_limits: dict[str, Any], transit: bool = False) -> dict[str, Any]:
     clock = FakeClock()
     (tmp_path / "policies").mkdir()
@@ -99,10 +109,11 @@ def _world(tmp_path: Path, scheme: str, rate_limits: dict[str, Any], transit: bo
         stored = {"api_key": creds["api_key"], "transit_key_version": "1"}
         transit_keys = {"main": f"signing-proxy-{scheme}-main"}
     metrics = Metrics()
+    store = CountingStore({(scheme, "main"): stored})
     pipeline = Pipeline(
         load_policies(settings.policies),
         {scheme: Venue(scheme, origin, frozenset({"main"}), signer, transit_keys=transit_keys)},
-        MemoryStore({(scheme, "main"): stored}),
+        store,
         limiter,
         upstream,
         clock,
@@ -118,6 +129,7 @@ def _world(tmp_path: Path, scheme: str, rate_limits: dict[str, Any], transit: bo
         "sleep": sleep,
         "transit": fake_transit,
         "metrics": metrics,
+        "store": store,
     }
 
 
@@ -164,6 +176,7 @@ async def test_a_rate_limited_transit_account_spends_no_transit_signature(tmp_pa
     assert first.status_code == 200, first.text
     assert {r.status_code for r in refused} == {429}
     assert world["transit"].calls == 1  # only the admitted request was signed
+    assert world["store"].reads == 1  # and only it read the account's secret
     assert len(world["upstream"].sent) == 1
 
 
