@@ -27,6 +27,7 @@ from proxy.settings import build_settings
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
 from tests.unit.inprocess import InProcessUpstream, proxy_client
+from tests.unit.ws.harness import AsgiClient
 
 BOT = {"Proxy-Authorization": "Bearer bot-token"}
 ORIGIN = "http://coinex.sim"
@@ -109,6 +110,13 @@ async def test_random_names_grow_neither_metrics_nor_tables(tmp_path: Path) -> N
         await _random_requests(client, rng, 25)  # every outcome once: its series exists now
         before = _sizes(app)
         statuses = await _random_requests(client, rng, 2000)
+        for number in range(100):  # stream opens too: refused before any slot or bucket
+            account = "main" if number % 2 else _name(rng)
+            stream = AsgiClient(
+                app, f"/{_name(rng)}/{account}/v2/spot", [("proxy-authorization", BOT["Proxy-Authorization"])]
+            )
+            statuses.add((await stream.handshake())["status"])
+            await stream.finished()
     assert statuses == {401, 403, 404}  # the refusals that come before any table is touched
     assert _sizes(app) == before
     assert app.pipeline.store.asked == {("coinex", "main")}
