@@ -71,6 +71,18 @@ class CountingTransit:
         return None
 
 
+class RecordingGate(RateGate):
+    """The real gate, remembering each venue-profile charge."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.charged: list[tuple[str, str, str | None]] = []
+
+    async def before_send(self, venue, account, client, request, state, stream=False):  # type: ignore[no-untyped-def]
+        self.charged.append((request.method, request.path, request.origin))
+        return await super().before_send(venue, account, client, request, state, stream)
+
+
 class CountingStore(MemoryStore):
     """Counts secret reads: a refused request should cause none."""
 
@@ -88,7 +100,8 @@ def _world(tmp_path: Path, scheme: str, rate_limits: dict[str, Any], transit: bo
     policy = {"version": 1, "clients": {"bot": {"token_sha256": token_sha256("bot-token"), "allow": allow}}}
     (tmp_path / "policies" / "bot.yaml").write_text(yaml.safe_dump(policy))
     origin = f"http://{scheme}.sim"
-    venues_config = {scheme: {"scheme": scheme, "upstream": origin, "accounts": ["main"]}}
+    options = {"auth_upstream": origin} if scheme == "evedex" else {}
+    venues_config = {scheme: {"scheme": scheme, "upstream": origin, "accounts": ["main"], **options}}
     raw = {"venues": venues_config, "policies": "policies", "rate_limits": rate_limits}
     settings = build_settings(raw, tmp_path / "proxy.yaml", {})
     creds = demo_credentials(scheme)
@@ -97,10 +110,10 @@ def _world(tmp_path: Path, scheme: str, rate_limits: dict[str, Any], transit: bo
     limiter = MemoryLimiter(clock)
     sleep = FakeSleep(clock)
     config = settings.rate_limits
-    gate = RateGate(
+    gate = RecordingGate(
         limiter, build_rate_limits(settings), config.max_wait_ms, config.client_max_wait_ms, sleep
     )
-    signer = SIGNERS[scheme]()
+    signer = SIGNERS[scheme](options)
     fake_transit = None
     stored = creds
     transit_keys: dict[str, str] = {}
@@ -130,6 +143,8 @@ def _world(tmp_path: Path, scheme: str, rate_limits: dict[str, Any], transit: bo
         "transit": fake_transit,
         "metrics": metrics,
         "store": store,
+        "gate": gate,
+        "sim": sim,
     }
 
 
@@ -192,3 +207,13 @@ async def test_the_wait_is_logged_and_exported(tmp_path: Path, caplog: pytest.Lo
     text = world["metrics"].render().decode()
     assert 'signing_proxy_rate_wait_seconds_count{venue="coinex"} 1.0' in text
     assert 'signing_proxy_rate_wait_seconds_sum{venue="coinex"} 2.0' in text
+
+
+async def test_evedex_is_charged_once_before_signing_and_its_auth_calls_are_not(tmp_path: Path) -> None:
+    world = _world(tmp_path, "evedex", {})
+    async with proxy_client(world["app"], "10.0.0.1") as client:
+        response = await client.get("/evedex/main/api/order/opened", headers=HEADERS)
+    assert response.status_code == 200, response.text
+    sent = [(r.method, r.path) for r in world["sim"].recorder.requests]
+    assert ("GET", "/auth/nonce") in sent and sent[-1] == ("GET", "/api/order/opened")  # it logged in
+    assert world["gate"].charged == [("GET", "/api/order/opened", None)]  # the request only, once
