@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from proxy.config_errors import ConfigError
-from proxy.errors import CredentialsUnavailable
+from proxy.errors import CredentialsUnavailable, SigningFailed
 
 if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
     from proxy.pipeline import Venue
@@ -139,8 +139,9 @@ async def _check_vault(settings: Settings, venues: dict[str, Venue]) -> int:
                 try:
                     creds = await store.get(name, account)
                     require_fields(creds, venue.required_fields(account), name, account)
+                    venue.signer.validate_secret(creds)  # parsed as the signer will
                     print(f"vault {name}/{account}: ok")
-                except CredentialsUnavailable as error:
+                except (CredentialsUnavailable, SigningFailed) as error:
                     failures += 1
                     print(f"vault {name}/{account}: FAILED: {error.message}")
     finally:

@@ -22,7 +22,7 @@ from typing import Any
 
 from proxy.errors import BadRequest, BodyTooLarge, InternalError, ProxyError, render_error
 from proxy.hygiene import response_headers
-from proxy.metrics import Metrics
+from proxy.metrics import UNKNOWN, Metrics
 from proxy.pipeline import Audit, Incoming, Pipeline
 from proxy.server import REFUSED
 from proxy.ws.gateway import StreamGateway
@@ -156,20 +156,31 @@ async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body
     await send({"type": "http.response.body", "body": body})
 
 
+def _labels(audit: Audit) -> tuple[str | None, str | None]:
+    """Venue and account as metric labels: configured names only (``proxy.metrics``)."""
+    if audit.venue is None:
+        return None, None
+    venue = audit.venue if audit.venue_known else UNKNOWN
+    return venue, audit.account if audit.account_known else UNKNOWN
+
+
 def _record(metrics: Metrics, audit: Audit, code: str | None, total_s: float) -> None:
     upstream_s = (audit.upstream_ms or 0) / 1000
-    metrics.request(audit.venue, audit.account, code or "forwarded")
-    metrics.added(audit.venue, total_s - upstream_s)
+    venue, account = _labels(audit)
+    metrics.request(venue, account, code or "forwarded")
+    metrics.added(venue, total_s - upstream_s)
     if audit.decision is not None:
         metrics.decision(code != "policy_denied", audit.rule)
     if audit.would_deny is not None:
         metrics.reported(audit.rule)
     if audit.limit is not None and code == "rate_limited":
         metrics.limited(audit.limit)
+    if audit.rate_wait_ms:
+        metrics.rate_waited(venue, audit.rate_wait_ms / 1000)
     if audit.scheme is not None and audit.sign_ms is not None:
         metrics.signed(audit.scheme, audit.sign_ms / 1000)
-    if audit.upstream_status is not None and audit.venue is not None:
-        metrics.upstream(audit.venue, audit.upstream_status, upstream_s)
+    if audit.upstream_status is not None and venue is not None:
+        metrics.upstream(venue, audit.upstream_status, upstream_s)
 
 
 def _log_request(
@@ -192,6 +203,7 @@ def _log_request(
             "upstream_status": audit.upstream_status,
             "upstream_ms": audit.upstream_ms,
             "sign_ms": audit.sign_ms,
+            "rate_wait_ms": audit.rate_wait_ms,
             "total_ms": round(total_s * 1000, 3),
         },
     )

@@ -138,7 +138,23 @@ def checked_fields(account: Account, fields: Mapping[str, str], transit: bool) -
     missing = [name for name in needed if not fields.get(name)]
     if missing:
         raise KeysError(f"missing field(s) {', '.join(missing)}")
-    return Credentials(fields)
+    creds = Credentials(fields)
+    problem = key_problem(account.signer, creds)
+    if problem is not None:
+        raise KeysError(f"{account.label}: {problem}")
+    return creds
+
+
+def key_problem(signer: Signer, creds: Credentials) -> str | None:
+    """Why the signer could not use these fields (the signer's own parse); ``None`` if it can.
+
+    Names the field, never the value: ``SigningFailed`` messages are built that way.
+    """
+    try:
+        signer.validate_secret(creds)
+    except SigningFailed as error:
+        return error.message
+    return None
 
 
 def put_kv(vault: KeyVault, account: Account, fields: Mapping[str, str]) -> list[str]:
@@ -218,11 +234,18 @@ def check(vault: KeyVault, account: Account) -> list[str]:
         return ["no secret at the KV path"]
     if account.transit_key is None:
         missing = Credentials(fields).missing(account.signer.required_fields)
-        return [f"KV secret is missing field(s) {', '.join(missing)}"] if missing else []
+        if missing:
+            return [f"KV secret is missing field(s) {', '.join(missing)}"]
+        problem = key_problem(account.signer, Credentials(fields))
+        return [problem] if problem else []
     problems = []
     missing = Credentials(fields).missing(account.signer.public_fields())
     if missing:
         problems.append(f"KV secret is missing field(s) {', '.join(missing)}")
+    public = {name: value for name, value in fields.items() if name not in account.signer.key_fields}
+    problem = key_problem(account.signer, Credentials(public))
+    if problem:
+        problems.append(problem)
     leaked = [name for name in account.signer.key_fields if name in fields]
     if leaked:
         problems.append(f"KV still holds {', '.join(leaked)}: remove it with `signing-proxy keys rotate`")

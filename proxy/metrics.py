@@ -3,7 +3,11 @@
 Label values are bounded by construction: venue and account names come from the config,
 client names and rule names from the policy files, limit names from both, error codes
 from ``proxy.errors``, schemes from the signer registry, status as a class (``2xx``).
-Nothing a client sends (paths, headers, ids) ever becomes a label.
+Nothing a client sends (paths, headers, ids) ever becomes a label: a venue or account
+that is not configured is recorded as ``UNKNOWN`` (the edge decides, from what the
+pipeline validated), and no request at all as ``-``. As defence in depth each metric
+stops making new series at ``max_series``; later label sets share the ``OVERFLOW`` series
+(and a warning is logged once), so a future label bug cannot grow memory without bound.
 
 Components record through small methods (``Metrics.request(...)``); code that has no
 metrics (tests, benchmarks) uses ``Metrics.disabled()``, whose methods do nothing.
@@ -11,6 +15,7 @@ metrics (tests, benchmarks) uses ``Metrics.disabled()``, whose methods do nothin
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -20,13 +25,23 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _UPSTREAM = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+# Queueing is bounded by rate_limits.max_wait_ms (at most 60 s).
+_WAIT = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+UNKNOWN = "_unknown"  # a venue or account named in a request but not configured
+OVERFLOW = "_overflow"  # a metric over its series cap
+MAX_SERIES = 10_000  # per metric: far above venues x accounts x outcomes of a real config
+
+log = logging.getLogger("signing_proxy.metrics")
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, max_series: int = MAX_SERIES) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._series: dict[int, int] = {}  # id(metric) -> label sets made
+        self.max_series = max_series
         r = self.registry
         self.requests = Counter(
             "signing_proxy_requests",
@@ -59,6 +74,13 @@ class Metrics:
             "Signing duration by scheme (excluding venue round trips).",
             ["scheme"],
             buckets=_FAST,
+            registry=r,
+        )
+        self.rate_wait = Histogram(
+            "signing_proxy_rate_wait_seconds",
+            "Time a request queued for a rate limit before it was signed (queued requests only).",
+            ["venue"],
+            buckets=_WAIT,
             registry=r,
         )
         self.decisions = Counter(
@@ -98,6 +120,18 @@ class Metrics:
         key = (id(metric), labels)
         child = self._children.get(key)
         if child is None:
+            made = self._series.get(id(metric), 0)
+            if made >= self.max_series:
+                if made == self.max_series:
+                    log.warning("metric series cap reached", extra={"metric": metric._name})
+                    self._series[id(metric)] = made + 1
+                labels = tuple(OVERFLOW for _ in labels)
+                key = (id(metric), labels)
+                child = self._children.get(key)
+                if child is not None:
+                    return child
+            else:
+                self._series[id(metric)] = made + 1
             child = self._children[key] = metric.labels(*labels)
         return child
 
@@ -110,6 +144,9 @@ class Metrics:
 
     def added(self, venue: str | None, seconds: float) -> None:
         self._child(self.added_latency, venue or "-").observe(max(seconds, 0.0))
+
+    def rate_waited(self, venue: str | None, seconds: float) -> None:
+        self._child(self.rate_wait, venue or "-").observe(max(seconds, 0.0))
 
     def signed(self, scheme: str, seconds: float) -> None:
         self._child(self.signing, scheme).observe(max(seconds, 0.0))
@@ -144,6 +181,7 @@ class _Disabled(Metrics):
     def request(self, venue: str | None, account: str | None, outcome: str) -> None: ...
     def upstream(self, venue: str, status: int, upstream_s: float) -> None: ...
     def added(self, venue: str | None, seconds: float) -> None: ...
+    def rate_waited(self, venue: str | None, seconds: float) -> None: ...
     def signed(self, scheme: str, seconds: float) -> None: ...
     def decision(self, allowed: bool, rule: str | None) -> None: ...
     def reported(self, rule: str | None) -> None: ...

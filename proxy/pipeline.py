@@ -1,6 +1,6 @@
 """One request through the proxy, in contract order:
 
-    identify -> route -> decide -> admit -> read body -> credentials -> sign -> forward
+    identify -> route -> decide -> admit -> read body -> venue limits -> credentials -> sign -> forward
 
 Each step is a small function of its own module; this file only sequences them and
 records what happened (``Audit``) for the request log. Every refusal is a
@@ -35,7 +35,7 @@ from proxy.identity import identify
 from proxy.policy import Client, PolicySet, RateSpec, decide, decide_fields
 from proxy.policy_fields import parse_request_fields
 from proxy.ratelimit import Limiter
-from proxy.ratelimit_gate import RateGate
+from proxy.ratelimit_gate import Charge, RateGate
 from proxy.routing import Route, parse_route
 from proxy.signers.base import OutgoingRequest, SignContext, Signer, UpstreamReply, header_value
 from proxy.signers.keyops import KeyOperator
@@ -92,7 +92,16 @@ class Audit:
     upstream_status: int | None = None
     upstream_ms: float | None = None
     sign_ms: float | None = None
+    # True once the pipeline found ``venue`` / ``account`` configured: only then may they be
+    # metric labels (issue 14: labels come from configured names, never the raw URL).
+    venue_known: bool = False
+    account_known: bool = False
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def rate_wait_ms(self) -> float:
+        """How long the rate gate queued this request (0: not at all)."""
+        return float(self.extra.get(RateGate.WAITED, 0.0))  # type: ignore[arg-type]
 
 
 class Pipeline:
@@ -113,7 +122,8 @@ class Pipeline:
         self.venues = venues
         self.store = store
         self.limiter = limiter
-        # Charges the limiter: client/policy buckets in _admit, venue profile groups in _send.
+        # Charges the limiter: client/policy buckets in admit, venue profile groups in
+        # charge_venue, both before the signing time is taken.
         self.rate_gate = rate_gate or RateGate(limiter)
         self.forwarder = forwarder
         self.clock = clock
@@ -126,25 +136,31 @@ class Pipeline:
         audit.client = client.name
         route = parse_route(request.raw_path, request.query)
         audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
-        venue = self._venue(route)
+        venue = self._venue(route, audit)
         body = await self._authorize(client, route, request.method, venue, read_body, audit)
-        await self._admit(policies, client.name, client.rate_limit, route, audit)
+        await self.admit(policies, client.name, client.rate_limit, route, audit)
         if body is None:
             body = await read_body()
-        creds = await self.store.get(route.venue, route.account)
-        require_fields(creds, venue.required_fields(route.account), route.venue, route.account)
         outgoing = OutgoingRequest(
             request.method, route.target, self.header_policy.request_headers(request.headers), body
         )
+        # Admit first, then take the time and sign (issue 14): the venue-profile charge may
+        # queue up to max_wait_ms, which must not eat a CoinEx window or an Invex expire_at,
+        # and a refused request reads no secret and spends no signature (none in Transit).
+        prepaid = await self.charge_venue(venue, route.account, audit, outgoing)
+        creds = await self.store.get(route.venue, route.account)
+        require_fields(creds, venue.required_fields(route.account), route.venue, route.account)
         ctx = SignContext(route.venue, route.account, int(self.clock.now() * 1000))
-        reply = await self._sign_and_send(venue, outgoing, creds, ctx, audit)
+        reply = await self._sign_and_send(venue, outgoing, creds, ctx, audit, prepaid)
         audit.upstream_status = reply.status
         return reply
 
-    def _venue(self, route: Route) -> Venue:
+    def _venue(self, route: Route, audit: Audit) -> Venue:
         venue = self.venues.get(route.venue)
+        audit.venue_known = venue is not None
         if venue is None or route.account not in venue.accounts:
             raise UnknownRoute(f"unknown venue or account: {route.venue}/{route.account}")
+        audit.account_known = True
         return venue
 
     async def _authorize(
@@ -169,10 +185,11 @@ class Pipeline:
             raise PolicyDenied(decision.reason)
         return body
 
-    async def _admit(
+    async def admit(
         self, policies: PolicySet, client: str, client_spec: RateSpec | None, route: Route, audit: Audit
     ) -> None:
-        """The client's and the policy file's buckets (and the key's venue cooldown)."""
+        """The client's and the policy file's buckets (and the key's venue cooldown).
+        Shared with stream opens (``proxy.ws.gateway``): a stream open is a request."""
         try:
             gate = self.rate_gate
             await gate.admit_client(policies, client, client_spec, route.venue, route.account, audit.extra)
@@ -180,10 +197,32 @@ class Pipeline:
             audit.limit = refused.limit_name
             raise
 
+    async def charge_venue(
+        self, venue: Venue, account: str, audit: Audit, request: OutgoingRequest, stream: bool = False
+    ) -> list[Charge | None]:
+        """The venue profile's groups for the request as the client sent it, waiting if
+        queueing is allowed. Signing does not change what a group counts (method, path,
+        orders in the body), so the unsigned request prices the signed one. Returns the
+        charge for ``_send`` to settle (feedback) on the first send to the venue's origin.
+        ``stream``: a stream open, charged to the profile's ``streams`` groups instead."""
+        try:
+            gate = self.rate_gate
+            charge = await gate.before_send(venue.name, account, audit.client, request, audit.extra, stream)
+        except RateLimited as refused:
+            audit.limit = refused.limit_name
+            raise
+        return [charge]
+
     async def _sign_and_send(
-        self, venue: Venue, outgoing: OutgoingRequest, creds: Credentials, ctx: SignContext, audit: Audit
+        self,
+        venue: Venue,
+        outgoing: OutgoingRequest,
+        creds: Credentials,
+        ctx: SignContext,
+        audit: Audit,
+        prepaid: list[Charge | None],
     ) -> UpstreamReply:
-        send = partial(self._send, venue, audit)
+        send = partial(self._send, venue, audit, prepaid)
         audit.scheme = venue.signer.scheme
         started = self.clock.monotonic()
         try:
@@ -213,20 +252,19 @@ class Pipeline:
             )
         return self.transit.operator(venue.name, account, key, pinned_version(venue.name, account, creds))
 
-    async def _send(self, venue: Venue, audit: Audit, request: OutgoingRequest) -> UpstreamReply:
-        """One upstream round trip. Requests to the venue's own origin are charged to its
-        rate-limit profile first (the cost is known only now: a batch counts per order) and
-        its answer may pause the key; a scheme's auth calls (``origin`` set) are not."""
+    async def _send(
+        self, venue: Venue, audit: Audit, prepaid: list[Charge | None], request: OutgoingRequest
+    ) -> UpstreamReply:
+        """One upstream round trip. The first request to the venue's own origin was charged
+        before signing (``prepaid``); a later one in the same flow (EVEDEX's one replay after
+        a 401, which carries no signed time) is charged here. The venue's answer may pause
+        the key. A scheme's auth calls (``origin`` set) are not charged."""
         origin = request.origin or venue.origin
         charge = None
-        if request.origin is None and audit.account is not None:
-            try:
-                charge = await self.rate_gate.before_send(
-                    venue.name, audit.account, audit.client, request, audit.extra
-                )
-            except RateLimited as refused:
-                audit.limit = refused.limit_name
-                raise
+        if request.origin is None and prepaid:
+            charge = prepaid.pop()
+        elif request.origin is None and audit.account is not None:
+            charge = (await self.charge_venue(venue, audit.account, audit, request))[0]
         started = self.clock.monotonic()
         try:
             reply = await self.forwarder.send(origin, request)

@@ -49,18 +49,23 @@ class VenueLimits:
     feedback: Feedback
     default_groups: tuple[Group, ...] = ()  # an account added later (reload): venue-wide numbers
 
-    def charge(self, account: str, request: OutgoingRequest) -> Charge:
+    def charge(self, account: str, request: OutgoingRequest, stream: bool = False) -> Charge:
+        """The groups ``request`` matches; ``stream``: it opens a stream (``streams: true`` groups)."""
         key = f"{self.venue}/{account}"
-        ip = _buckets(self.ip_groups, self.venue, request)
-        own = _buckets(self.account_groups.get(account, self.default_groups), key, request)
+        ip = _buckets(self.ip_groups, self.venue, request, stream)
+        own = _buckets(self.account_groups.get(account, self.default_groups), key, request, stream)
         # An IP-wide limit answered "slow down" for the whole venue (Icrypex: "Policy: IP").
         cooldown = self.venue if ip and not own else key
         return Charge(self.venue, account, (*own, *ip), own, cooldown, self.feedback)
 
 
-def _buckets(groups: Iterable[Group], owner: str, request: OutgoingRequest) -> tuple[Bucket, ...]:
+def _buckets(
+    groups: Iterable[Group], owner: str, request: OutgoingRequest, stream: bool
+) -> tuple[Bucket, ...]:
     found = []
     for group in groups:
+        if group.streams != stream:  # a stream open is not a REST call to the REST host
+            continue
         rule = group.rule_for(request.method, request.path)
         if rule is not None:
             found.append(group.bucket(owner, rule.cost_of(request.body)))
@@ -73,11 +78,11 @@ class RateLimits:
     def __init__(self, venues: Mapping[str, VenueLimits] | None = None) -> None:
         self.venues = dict(venues or {})
 
-    def charge(self, venue: str, account: str, request: OutgoingRequest) -> Charge:
+    def charge(self, venue: str, account: str, request: OutgoingRequest, stream: bool = False) -> Charge:
         limits = self.venues.get(venue)
         if limits is None:  # no profile: a 429 still pauses the key
             return Charge(venue, account, (), (), f"{venue}/{account}", Feedback())
-        return limits.charge(account, request)
+        return limits.charge(account, request, stream)
 
 
 def build_rate_limits(settings: Settings) -> RateLimits:
@@ -177,9 +182,10 @@ class RateGate:
     """What the pipeline calls: charges a request's limits, queues a client up to its
     ``max_wait_ms``, and turns a venue's "slow down" into a shared cooldown.
 
-    Two charges per request: ``admit_client`` before the body is read (the client and
-    policy-file buckets, and the key's cooldowns) and ``before_send`` once the upstream
-    request is known (the venue profile's groups, whose cost may depend on the body).
+    Two charges per request, both before signing: ``admit_client`` before the body is read
+    (the client and policy-file buckets, and the key's cooldowns) and ``before_send`` once
+    the upstream request is known (the venue profile's groups, whose cost may depend on the
+    body). The pipeline takes the signing time only after both (and their waits) passed.
     The wait budget is per request, shared by both; it lives in ``state`` (the request's
     ``Audit.extra``), which also records how long the request waited (``rate_wait_ms``).
     """
@@ -221,11 +227,19 @@ class RateGate:
             await self.charge(buckets, cooldowns, client, state)
 
     async def before_send(
-        self, venue: str, account: str, client: str | None, request: OutgoingRequest, state: dict[str, object]
+        self,
+        venue: str,
+        account: str,
+        client: str | None,
+        request: OutgoingRequest,
+        state: dict[str, object],
+        stream: bool = False,
     ) -> Charge | None:
+        """The venue profile's groups for ``request`` (a stream open: its ``streams`` groups)
+        and the key's and venue's cooldowns."""
         if self.limits is None:
             return None
-        charge = self.limits.charge(venue, account, request)
+        charge = self.limits.charge(venue, account, request, stream)
         await self.charge(charge.buckets, (f"{venue}/{account}", venue), client, state)
         return charge
 

@@ -25,6 +25,12 @@ the ``ratelimits/`` subdirectory is never mistaken for a policy. Shape::
           - methods: [POST]    # a batch costs len(body["orders"]) units ("$": the body is the list)
             paths: ["/v2/spot/batch-order"]
             cost: {per_item: orders}
+      stream_open:
+        limit: 10
+        window_s: 60
+        streams: true          # charged when a stream opens (the proxy logs in), never for REST
+        match:
+          - {paths: ["/v2/spot", "/v2/futures"]}
 
 A request is charged to *every* group it matches (an ``all`` group plus an endpoint
 group is how a venue-wide default is written); a rule's ``unless: [globs]`` leaves paths
@@ -92,6 +98,7 @@ class GroupModel(_Strict):
     scope: Literal["account", "ip"] = "account"
     algorithm: Literal["bucket", "window"] | None = None
     match: list[MatchModel] = Field(min_length=1)
+    streams: bool = False  # counts stream opens (WebSocket logins) only; other groups: REST only
     note: str = ""
 
 
@@ -153,6 +160,7 @@ class Group:
     scope: str  # "account" | "ip"
     algorithm: str  # "bucket" | "window"
     rules: tuple[Rule, ...]
+    streams: bool = False  # True: charged for stream opens (GET of the stream path), never REST
 
     def rule_for(self, method: str, path: str) -> Rule | None:
         for rule in self.rules:
@@ -239,7 +247,7 @@ def _group(name: str, model: GroupModel, default_algorithm: str) -> Group:
         for rule in model.match
     )
     algorithm = model.algorithm or default_algorithm
-    return Group(name, model.limit, model.window_s, model.scope, algorithm, rules)
+    return Group(name, model.limit, model.window_s, model.scope, algorithm, rules, model.streams)
 
 
 def _globs(patterns: list[str]) -> re.Pattern[str]:

@@ -199,6 +199,11 @@ class WebSocketSettings(_Strict):
     max_connections_per_key: int = Field(default=8, ge=1, le=10_000)  # per venue account
     idle_timeout_s: float = Field(default=300, gt=0, le=86_400)  # no data frame either way
     max_frame_bytes: int = Field(default=1_048_576, ge=1024, le=16_777_216)  # uvicorn's own cap is 16 MiB
+    # Client frames forwarded to the venue, per stream: a token bucket. Subscriptions come in
+    # a burst at the start, then pings and the odd (un)subscribe; over it the stream is
+    # closed with 4429 (docs/websockets.md), before the venue bans the account's connection.
+    frames_per_second: float = Field(default=20, gt=0, le=10_000)
+    frame_burst: int = Field(default=100, ge=1, le=100_000)
 
 
 class Settings(_Strict):

@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from proxy.credentials.base import Credentials
+from proxy.errors import SigningFailed
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator, SignSteps, drive, drive_local
 
 
@@ -148,6 +149,20 @@ class Signer:
         """The KV fields a Transit-mode account needs: the required ones minus key material."""
         return tuple(name for name in cls.required_fields if name not in cls.key_fields)
 
+    def validate_secret(self, creds: Credentials) -> None:
+        """Parse the fields present in ``creds`` exactly as signing will, or raise
+        ``SigningFailed`` naming the field (never its value).
+
+        ``signing-proxy keys put|rotate|check`` and ``check --vault`` call it so that a
+        malformed secret is refused when it is stored, not at request time. A scheme that
+        decodes its key (base64, DER, secp256k1) extends it with its own parser; fields
+        absent from ``creds`` (key material held in Transit) are skipped.
+        """
+        for name in (*self.required_fields, "api_key"):
+            value = creds.get(name)
+            if value is not None:
+                plain_field(self.scheme, name, value)
+
     def sign(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> OutgoingRequest:
         """Sign with the KV secret in ``creds``: ``sign_steps`` driven by ``local_key_op``."""
         return drive_local(self.sign_steps(request, creds, ctx), self.local_key_op, creds)
@@ -193,6 +208,20 @@ class Signer:
 
     def __repr__(self) -> str:  # never echo options that might one day hold secrets
         return f"<{type(self).__name__} scheme={self.scheme}>"
+
+
+def plain_field(scheme: str, name: str, value: str) -> None:
+    """A credential field is sent or keyed as written: refuse what cannot be meant.
+
+    Surrounding whitespace (a pasted newline) signs with a different key than the venue
+    holds; control characters cannot travel in a header. Names the field, never the value.
+    """
+    if not value:
+        raise SigningFailed(scheme, f"{name} is empty")
+    if value != value.strip():
+        raise SigningFailed(scheme, f"{name} has leading or trailing whitespace")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise SigningFailed(scheme, f"{name} contains control characters")
 
 
 # HMAC keys shorter than this are refused by Transit ("invalid key size"); see pad_hmac_key.

@@ -230,6 +230,12 @@ class EvedexSigner(Signer):
         self.sessions: SessionStore = LocalSessions()  # create_app shares them through Redis
         self.replay_rejections = 0  # a 401 answered to the replay (also a metric via self.events)
 
+    def validate_secret(self, creds: Credentials) -> None:
+        super().validate_secret(creds)
+        wallet_key = creds.get("wallet_private_key")
+        if wallet_key is not None:
+            load_wallet(wallet_key)  # the signer's own secp256k1 parse
+
     def sign(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> OutgoingRequest:
         """api_key mode: the whole scheme. jwt mode needs round trips: see ``flow``."""
         if self.opts.mode != "api_key":

@@ -101,6 +101,12 @@ class IcrypexSigner(HmacSigner):
         tolerance_ms = IcrypexOptions.model_validate(self.options.model_dump()).tolerance_ms
         self._nonce = (NONCE_HEADER, str(tolerance_ms))
 
+    def validate_secret(self, creds: Credentials) -> None:
+        super().validate_secret(creds)
+        secret = creds.get("secret_key")
+        if secret is not None:
+            decode_secret(secret)  # the signer's own strict base64
+
     def hmac_key(self, creds: Credentials) -> bytes:
         # Transit imports these decoded bytes too: the venue's key is the decoded secret.
         return decode_secret(creds["secret_key"])

@@ -216,6 +216,12 @@ class InvexSigner(Signer):
             signed = yield from self._query_steps(request, expire_at)
         return signed.with_headers((API_KEY_HEADER, creds["api_key"]))
 
+    def validate_secret(self, creds: Credentials) -> None:
+        super().validate_secret(creds)
+        private_key = creds.get("private_key")
+        if private_key is not None:
+            load_private_key(private_key)  # the signer's own DER parse: RSA or refused
+
     def local_key_op(self, op: KeyOp, creds: Credentials) -> bytes:
         return _pss(op, load_private_key(creds["private_key"]))
 

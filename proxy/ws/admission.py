@@ -6,6 +6,9 @@ method ``GET`` and the upstream path (403). A rule with ``methods: [GET]`` (or w
 ``methods``) covering the path allows the stream; a deny rule on the path refuses it.
 Field constraints on such a rule see the query string (a stream has no body).
 
+Admission (``admit_stream``) charges the open like a REST request, through the same
+pipeline functions: a stream open is a request (``docs/websockets.md``).
+
 The state is read from the pipeline at connection time (``policies``, ``venues``), so a
 reload applies to the next stream; a stream keeps what it started with.
 """
@@ -16,10 +19,11 @@ from dataclasses import dataclass
 
 from proxy.errors import PolicyDenied, UnknownRoute
 from proxy.identity import identify
-from proxy.pipeline import Incoming, Pipeline, Venue
-from proxy.policy import Client, Decision, decide, decide_fields
+from proxy.pipeline import Audit, Incoming, Pipeline, Venue
+from proxy.policy import Client, Decision, PolicySet, decide, decide_fields
 from proxy.policy_fields import parse_request_fields
 from proxy.routing import Route, parse_route
+from proxy.signers.base import OutgoingRequest
 from proxy.ws.logins import LOGINS
 
 STREAM_METHOD = "GET"
@@ -31,6 +35,7 @@ class StreamGrant:
     route: Route
     venue: Venue
     decision: Decision
+    policies: PolicySet  # the policies that decided: admission charges their buckets
 
     @property
     def key(self) -> str:
@@ -45,7 +50,8 @@ class StreamGrant:
 
 def authorize_stream(pipeline: Pipeline, request: Incoming) -> StreamGrant:
     """Raise the contract error that refuses the stream, or return what allows it."""
-    client = identify(pipeline.policies, request.header("proxy-authorization"), request.peer)
+    policies = pipeline.policies  # one snapshot for the whole decision, as in REST
+    client = identify(policies, request.header("proxy-authorization"), request.peer)
     route = parse_route(request.raw_path, request.query)
     venue = pipeline.venues.get(route.venue)
     if venue is None or route.account not in venue.accounts:
@@ -58,4 +64,19 @@ def authorize_stream(pipeline: Pipeline, request: Incoming) -> StreamGrant:
         decision = decide_fields(decision, fields, venue.signer.scheme)
     if not decision.allowed:
         raise PolicyDenied(decision.reason)
-    return StreamGrant(client, route, venue, decision)
+    return StreamGrant(client, route, venue, decision, policies)
+
+
+async def admit_stream(pipeline: Pipeline, grant: StreamGrant, audit: Audit) -> None:
+    """Charge a stream open as the request it is, with the REST pipeline's own steps.
+
+    ``Pipeline.admit``: the client's and the account's buckets (and the key's cooldown);
+    ``Pipeline.charge_venue``: the venue profile's ``streams`` groups (the venue's login /
+    connection limit) and the key's and venue's cooldowns. Both run before the venue
+    connection is opened, so a refusal is a 429 before the upgrade and no login is signed.
+    """
+    route = grant.route
+    audit.client = grant.client.name
+    await pipeline.admit(grant.policies, grant.client.name, grant.client.rate_limit, route, audit)
+    opening = OutgoingRequest(STREAM_METHOD, route.target)
+    await pipeline.charge_venue(grant.venue, route.account, audit, opening, stream=True)

@@ -1,5 +1,9 @@
 """One stream through the proxy, in contract order (``proxy.ws`` docstring).
 
+A stream open is admitted like a REST request (``proxy.ws.admission.admit_stream``: the
+client's and account's buckets, the venue profile's ``streams`` group, cooldowns), after
+the concurrency slot and before credentials, the venue connection and the login.
+
 Before the upgrade every refusal is the HTTP error contract: ``X-Signing-Proxy-Error`` and
 the JSON body, sent with the ASGI ``websocket.http.response`` extension (uvicorn has it);
 a server without it gets close 1008 with the error code as the reason. The venue
@@ -22,11 +26,12 @@ from typing import Any
 
 from proxy.credentials.base import require_fields
 from proxy.errors import ProxyError, render_error
-from proxy.pipeline import Incoming, Pipeline, Venue
+from proxy.pipeline import Audit, Incoming, Pipeline, Venue
+from proxy.policy import RateSpec
 from proxy.settings import WebSocketSettings
 from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.ws import frames
-from proxy.ws.admission import StreamGrant, authorize_stream
+from proxy.ws.admission import StreamGrant, admit_stream, authorize_stream
 from proxy.ws.base import LoginFailed, StreamContext, StreamLogin
 from proxy.ws.frames import Closed
 from proxy.ws.limits import ConnectionLimits, Lease
@@ -72,13 +77,16 @@ class StreamGateway:
         started = self.pipeline.clock.monotonic()
         request = _incoming(scope)
         entry: dict[str, Any] = {"request_id": request_id, "path": None}
+        audit = Audit()  # what admission charged: the limit that refused, the wait
         try:
-            opened = await self._open(request, scope, entry)
+            opened = await self._open(request, scope, entry, audit)
         except ProxyError as error:
             await _refuse(scope, send, error, request_id)
+            entry.update(limit=audit.limit, rate_wait_ms=audit.rate_wait_ms)
             self._log(entry, started, status=error.status, error=error.code)
             await _await_disconnect(receive)
             return
+        entry.update(rate_wait_ms=audit.rate_wait_ms)
         try:
             headers = [(b"x-request-id", request_id.encode())]
             await send(
@@ -90,15 +98,17 @@ class StreamGateway:
             await opened.upstream.close()
         self._log(entry, started, status=101, ending=ending, stats=stats)
 
-    async def _open(self, request: Incoming, scope: Scope, entry: dict[str, Any]) -> _Open:
+    async def _open(self, request: Incoming, scope: Scope, entry: dict[str, Any], audit: Audit) -> _Open:
         grant = authorize_stream(self.pipeline, request)
         route = grant.route
         entry.update(client=grant.client.name, venue=route.venue, account=route.account)
         entry.update(
             path=route.upstream_path, decision=grant.decision.reason, would_deny=grant.decision.would_deny
         )
+        # The concurrency slot first (it costs nothing), then the rate limits as for REST.
         lease = self.limits.acquire(grant.client.name, grant.key)
         try:
+            await admit_stream(self.pipeline, grant, audit)
             creds = await self.pipeline.store.get(route.venue, route.account)
             require_fields(creds, grant.venue.required_fields(route.account), route.venue, route.account)
             ctx = StreamContext(
@@ -127,6 +137,7 @@ class StreamGateway:
             self.settings.max_frame_bytes,
             self.settings.idle_timeout_s,
             self.pipeline.clock,
+            RateSpec(self.settings.frames_per_second, self.settings.frame_burst),
         )
         try:
             backlog = await opened.login.login(opened.upstream)

@@ -7,6 +7,12 @@ Two pumps and a watchdog run until the first of them ends the stream:
 * venue -> client: each frame is relayed untouched, text as text, binary as binary;
 * idle watchdog: no data frame either way for ``idle_timeout_s`` closes both sides.
 
+Client frames forwarded to the venue pass a per-stream token bucket (``frame_rate``, the
+``websocket.frames_per_second``/``frame_burst`` settings; the same bucket code as the REST
+limits). A frame over it closes the stream with ``4429 rate_limited`` (and the venue side
+with 1000) instead of being dropped: a silently lost subscribe or order frame would leave
+the client believing it was sent.
+
 One task per direction awaits each send before reading the next frame, so order is
 kept and a slow reader slows its sender (uvicorn and aiohttp stop reading meanwhile)
 instead of filling memory. A frame over ``max_frame_bytes`` closes the stream with 1009.
@@ -24,7 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.clock import Clock
-from proxy.errors import ProxyError
+from proxy.errors import ProxyError, RateLimited
+from proxy.policy import RateSpec
+from proxy.ratelimit import Bucket, MemoryLimiter
 from proxy.ws import frames
 from proxy.ws.base import StreamLogin
 from proxy.ws.frames import Closed, Frame
@@ -76,7 +84,7 @@ class ClientSide:
 class Ending:
     """How a stream ended. ``None``: that side is gone already and is told nothing."""
 
-    by: str  # client | venue | idle | frame_too_large | error | login_failed
+    by: str  # client | venue | idle | frame_too_large | frame_rate | error | login_failed
     to_client: Closed | None
     to_venue: Closed | None
 
@@ -97,6 +105,7 @@ class Relay:
         max_frame_bytes: int,
         idle_timeout_s: float,
         clock: Clock,
+        frame_rate: RateSpec | None = None,
     ) -> None:
         self.client = client
         self.upstream = upstream
@@ -106,6 +115,15 @@ class Relay:
         self.clock = clock
         self.stats = RelayStats()
         self._last = clock.monotonic()
+        # One bucket for this stream only: a limiter of its own, dropped with the stream.
+        self._frames = MemoryLimiter(clock, max_buckets=1) if frame_rate is not None else None
+        self._frame_bucket = (
+            None
+            if frame_rate is None
+            else Bucket(
+                f"frames to the venue ({frame_rate.per_second:g}/s, burst {frame_rate.burst:g})", frame_rate
+            )
+        )
 
     async def run(self, backlog: list[Frame]) -> Ending:
         """Relay until one side ends; close the other side accordingly; return the ending."""
@@ -162,6 +180,8 @@ class Relay:
             return Ending(
                 "venue", Closed(frames.BAD_GATEWAY, "upstream_closed: the venue connection is gone"), None
             )
+        except RateLimited as refused:
+            return Ending("frame_rate", frames.for_error(refused), Closed(frames.NORMAL))
 
     async def _from_client(self, frame: Frame) -> None:
         verdict = await self.login.from_client(frame)
@@ -171,8 +191,17 @@ class Relay:
         if verdict.to_client is not None:
             await self.client.send(verdict.to_client)
         if verdict.to_venue is not None:
+            self._charge_frame()
             await self.upstream.send(verdict.to_venue)
             self.stats.to_venue += 1
+
+    def _charge_frame(self) -> None:
+        """Take one frame from the stream's bucket, or raise ``RateLimited`` (nothing is sent)."""
+        if self._frames is None or self._frame_bucket is None:
+            return
+        refusal = self._frames.admit_now((self._frame_bucket,))
+        if refusal is not None:
+            raise RateLimited(refusal.limit, refusal.retry_after_s)
 
     async def _to_client(self, frame: Frame) -> None:
         self._last = self.clock.monotonic()

@@ -56,6 +56,8 @@ async def stack(faulty: FaultServer, untrusted_tls: FaultServer):
             # Tests here hammer the simulated venues; venue profiles are tested on their own
             # stacks (test_ratelimit_*.py), client and policy-file buckets stay on.
             "rate_limits": {"venue_profiles": False},
+            # Stream tests send 200-frame bursts; the per-stream frame rate has its own tests.
+            "websocket": {"frame_burst": 1000},
         },
     ) as running:
         yield running

@@ -223,3 +223,32 @@ def test_put_transit_for_an_account_still_in_kv_mode_says_to_switch_the_config(k
     assert "coinex/later (transit): Transit key signing-proxy-coinex-later v1 imported" in out
     assert "the config still says signing: kv; switch it to {name: later, signing: transit}" in out
     assert "destroyed earlier KV version(s) 1 that held key material" in out  # the KV-mode secret
+
+
+CANARY = "C4NARY7e57"  # a malformed value that must never be printed back
+BAD_WALLET = "0x" + "c4" * 31  # 31 bytes: not a secp256k1 key
+
+
+def test_put_refuses_key_material_the_signer_cannot_parse_naming_the_field(keys, vault: DevVault) -> None:
+    """Issue 14 item 10: a bad EVEDEX wallet key is refused at put, not at request time."""
+    before = vault.client().secrets.kv.v2.read_secret_metadata(path="signing-proxy/evedex/main")
+    code, out, err = keys(
+        "put", "--venue", "evedex", "--account", "main", stdin=f"wallet_private_key={BAD_WALLET}\n"
+    )
+    assert code == 1
+    assert "wallet_private_key is not a 32-byte hex secp256k1 key" in err
+    assert BAD_WALLET not in out + err and BAD_WALLET[2:] not in out + err
+    after = vault.client().secrets.kv.v2.read_secret_metadata(path="signing-proxy/evedex/main")
+    assert after["data"]["current_version"] == before["data"]["current_version"]  # nothing written
+
+
+def test_check_parses_stored_key_material_as_the_signer_will(keys, vault: DevVault) -> None:
+    vault.put_secret("signing-proxy/evedex/main", {"wallet_private_key": BAD_WALLET})
+    vault.put_secret("signing-proxy/coinex/kvdesk", {"api_key": "AK\r\nx", "secret_key": CANARY})
+    code, out, err = keys("check")
+    assert code == 1
+    assert "keys evedex/main (kv): FAILED: evedex: wallet_private_key is not a 32-byte hex" in out
+    assert "keys coinex/kvdesk (kv): FAILED: coinex: api_key contains control characters" in out
+    assert CANARY not in out + err and BAD_WALLET[2:] not in out + err
+    vault.put_secret("signing-proxy/evedex/main", EVEDEX)
+    vault.put_secret("signing-proxy/coinex/kvdesk", COINEX)

@@ -18,7 +18,8 @@ from proxy.identity import token_sha256
 from proxy.pipeline import Pipeline, Venue
 from proxy.policy_loader import load_policies
 from proxy.ratelimit import MemoryLimiter
-from proxy.settings import WebSocketSettings
+from proxy.ratelimit_gate import RateGate, RateLimits, build_rate_limits
+from proxy.settings import WebSocketSettings, build_settings
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.sim import SIMULATORS
@@ -27,7 +28,7 @@ from proxy.sim.credentials import demo_credentials, sim_keys
 from proxy.ws.gateway import StreamGateway
 from tests.unit.ws.harness import AsgiClient, EchoConnector, SimConnector
 
-STREAMER, POSTER = "streamer-token", "poster-token"
+STREAMER, POSTER, LIMITED = "streamer-token", "poster-token", "limited-token"
 POLICY = f"""
 version: 1
 clients:
@@ -41,6 +42,11 @@ clients:
     token_sha256: {token_sha256(POSTER)}
     allow:
       - {{venue: coinex, methods: [POST], paths: ["/**"]}}
+  limited:
+    token_sha256: {token_sha256(LIMITED)}
+    rate_limit: {{per_second: 0.001, burst: 2}}
+    allow:
+      - {{venue: "*", methods: [GET], paths: ["/**"]}}
 """
 STREAM_SCHEMES = ("coinex", "icrypex", "evedex")
 
@@ -67,6 +73,7 @@ class World:
     sims: dict[str, SimVenue]
     creds: dict[str, dict[str, str]]
     connector: Any
+    limiter: MemoryLimiter
 
     def connect(self, path: str, token: str | None = STREAMER, **options: Any) -> AsgiClient:
         headers = [("Proxy-Authorization", f"Bearer {token}")] if token else []
@@ -86,6 +93,21 @@ def _venues() -> dict[str, Venue]:
     return venues
 
 
+def _profiles(tmp_path: Path, rate_limits: dict[str, Any]) -> RateLimits:
+    """The shipped venue profiles for the world's venues, as ``create_app`` builds them."""
+    venues: dict[str, Any] = {}
+    for name, venue in _venues().items():
+        venues[name] = {
+            "scheme": venue.signer.scheme,
+            "upstream": venue.origin,
+            "accounts": sorted(venue.accounts),
+        }
+        if venue.signer.scheme == "evedex":
+            venues[name]["auth_upstream"] = venue.origin
+    raw = {"venues": venues, "rate_limits": rate_limits}
+    return build_rate_limits(build_settings(raw, tmp_path / "proxy.yaml", {}))
+
+
 def _wrong(scheme: str, fields: dict[str, str]) -> dict[str, str]:
     """The same API key with another secret: the venue knows the key, the signature fails."""
     if scheme == "evedex":
@@ -97,25 +119,28 @@ def _wrong(scheme: str, fields: dict[str, str]) -> dict[str, str]:
 def make_world(tmp_path: Path) -> Callable[..., World]:
     (tmp_path / "streams.yaml").write_text(POLICY)
 
-    def build(connector: Any = None, **ws: Any) -> World:
+    def build(connector: Any = None, rate_limits: dict[str, Any] | None = None, **ws: Any) -> World:
+        """``rate_limits``: a ``rate_limits:`` config section; the shipped venue profiles apply."""
         creds = {scheme: demo_credentials(scheme) for scheme in STREAM_SCHEMES}
         sims = {scheme: SIMULATORS[scheme](sim_keys(fields), None) for scheme, fields in creds.items()}
         secrets = {(s, "main"): fields for s, fields in creds.items()}
         secrets |= {(s, "wrong"): _wrong(s, fields) for s, fields in creds.items()}
         secrets[("dead", "main")] = creds["coinex"]
         clock = SystemClock()
+        limiter = MemoryLimiter(clock)
         pipeline = Pipeline(
             load_policies(tmp_path),
             _venues(),
             MemoryStore(secrets),
-            MemoryLimiter(clock),
+            limiter,
             InProcessHttp({f"http://{s}.sim": sim for s, sim in sims.items()}),
             clock,
             HeaderPolicy(owned_headers()),
+            rate_gate=None if rate_limits is None else RateGate(limiter, _profiles(tmp_path, rate_limits)),
         )
         connector = connector or SimConnector({f"ws://{s}.sim": sim for s, sim in sims.items()})
         gateway = StreamGateway(pipeline, WebSocketSettings(**ws), connector, reply_timeout_s=2)
-        return World(ProxyApp(pipeline, 1024, streams=gateway), gateway, sims, creds, connector)
+        return World(ProxyApp(pipeline, 1024, streams=gateway), gateway, sims, creds, connector, limiter)
 
     return build
 

@@ -22,7 +22,7 @@ async def accepted(client: AsgiClient) -> None:
 
 
 async def test_relay_keeps_order_and_frame_types_under_a_burst(echo_world: Callable[..., World]) -> None:
-    world = echo_world()
+    world = echo_world(frame_burst=1000)  # 200 frames at once: over the default per-stream burst
     client = world.connect("/evedex/main/connection/websocket")
     await accepted(client)
     sent = [f"text-{i}" if i % 2 else f"binary-{i}".encode() + b"\xff\x00" for i in range(200)]
