@@ -17,7 +17,6 @@ FROM python:3.11-slim-bookworm
 RUN groupadd --system --gid 10001 proxy \
  && useradd --system --uid 10001 --gid proxy --no-create-home --shell /usr/sbin/nologin proxy
 COPY --from=build /opt/venv /opt/venv
-COPY policies/example.yaml /etc/signing-proxy/policies/example.yaml
 # Venue rate-limit profiles live outside the policy mount (a ConfigMap hides its directory).
 COPY policies/ratelimits /opt/signing-proxy/ratelimits
 ENV PATH=/opt/venv/bin:$PATH \
