@@ -218,6 +218,9 @@ class Settings(_Strict):
     policies: Path = Path("policies")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     watch_interval_s: float = Field(default=2.0, ge=0)  # poll config+policies for changes; 0: SIGHUP only
+    # A reload waits until the files read the same twice this far apart (a file written in
+    # place is never loaded half-written); 0: read once (an atomic rename writer).
+    reload_settle_s: float = Field(default=0.5, ge=0, le=60)
     drain_timeout_s: int = Field(default=10, ge=1)  # on SIGTERM, finish in-flight requests this long
     venues: dict[str, VenueSettings] = Field(min_length=1)
     source: str = "<settings>"
