@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -117,7 +117,10 @@ class RateLimitSettings(_Strict):
     """``rate_limits:``; see ``docs/rate-limits.md`` and ``proxy.ratelimit_profiles``."""
 
     backend: Literal["memory", "redis"] = "memory"
-    url: str | None = Field(default=None, repr=False)  # redis://[:password@]host:port/db
+    url: str | None = Field(default=None, repr=False)  # redis://host:port/db (no password: password_file)
+    # A file holding the Redis password (a Secret volume), read at startup and put into the
+    # client's URL: the config file (a ConfigMap) never holds it. Relative to the config file.
+    password_file: Path | None = None
     # None: "signing-proxy:<hash of where the keys live>" (``default_key_prefix``)
     key_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     timeout_s: float = Field(default=0.5, gt=0, le=30)  # per Redis command
@@ -275,11 +278,38 @@ def build_settings(raw: dict[str, Any], path: Path, environ: Mapping[str, str]) 
                     "set a distinct transit_key on one of them",
                 )
     policies = settings.policies if settings.policies.is_absolute() else path.parent / settings.policies
-    update: dict[str, Any] = {"policies": policies}
+    limits: dict[str, Any] = {}
     if settings.rate_limits.key_prefix is None:
-        prefix = default_key_prefix(settings.vault)
-        update["rate_limits"] = settings.rate_limits.model_copy(update={"key_prefix": prefix})
+        limits["key_prefix"] = default_key_prefix(settings.vault)
+    if settings.rate_limits.password_file is not None and settings.rate_limits.url is not None:
+        limits["url"] = _with_password(path, settings.rate_limits.url, settings.rate_limits.password_file)
+    update: dict[str, Any] = {"policies": policies}
+    if limits:
+        update["rate_limits"] = settings.rate_limits.model_copy(update=limits)
     return settings.model_copy(update=update)
+
+
+def _with_password(path: Path, url: str, password_file: Path) -> str:
+    """``url`` with the password read from ``password_file``; errors never quote either."""
+    field = "rate_limits.password_file"
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError(path, field, "needs a redis:// or rediss:// url")
+    if parts.password is not None:
+        raise ConfigError(path, field, "a password in rate_limits.url and password_file: keep only the file")
+    source = password_file if password_file.is_absolute() else path.parent / password_file
+    try:
+        password = source.read_text(encoding="utf-8").strip("\r\n")
+    except OSError as exc:
+        raise ConfigError(path, field, f"cannot read {source} ({exc.strerror})") from None
+    if not password:
+        raise ConfigError(path, field, f"{source} is empty")
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6 literal
+    netloc = f"{parts.username or ''}:{quote(password, safe='')}@{host}"  # username: as written
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def default_key_prefix(vault: VaultSettings) -> str:
