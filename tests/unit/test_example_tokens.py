@@ -112,3 +112,22 @@ def test_check_without_policies_names_the_directory(tmp_path: Path, capsys) -> N
     assert main(["check", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "no policy files" in err
+
+
+def test_a_reload_that_brings_an_example_token_is_refused(tmp_path: Path) -> None:
+    from proxy.app import create_app
+    from proxy.credentials.memory import MemoryStore
+    from proxy.reload import Reloader
+    from proxy.settings import load_settings
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "p.yaml").write_text("version: 1\nclients:\n  r: {loopback: true}\n")
+    settings = load_settings(_config(tmp_path, policies), environ={})
+    app = create_app(settings, store=MemoryStore())
+    reloader = Reloader(app.pipeline, settings)
+    digest = hashlib.sha256(b"example-arb-bot-token-demo-only").hexdigest()
+    (policies / "q.yaml").write_text(f"version: 1\nclients:\n  copied: {{token_sha256: {digest}}}\n")
+    assert reloader.reload() is False
+    assert "copied" not in app.pipeline.policies.clients
+    assert app.pipeline.policies.by_token.get(digest) is None
