@@ -273,9 +273,8 @@ def retire(
             "one request per account (503 credentials_unavailable), then re-reads KV"
         )
     _admin(lambda: vault.transit.retire_below(account.transit_key or "", below))
-    return notes + [
-        f"{account.label}: Transit key {account.transit_key} versions below v{below} can no longer sign"
-    ]
+    done = f"{account.label}: Transit key {account.transit_key} versions below v{below} can no longer sign"
+    return [*notes, done]
 
 
 def check(vault: KeyVault, account: Account) -> list[str]:

@@ -58,7 +58,9 @@ PSS_SALT_LENGTH = "auto"  # Go crypto/rsa PSSSaltLengthAuto: maximum salt, = Pyt
 # OpenBao 2.x, for a key_version below min_encryption_version or above the latest:
 # hmac: "version is too old (disallowed by policy)", "key version does not exist";
 # sign: "requested version for signing is less than the minimum …" / "higher than the latest …".
-_VERSION_GONE = re.compile(r"version is too old|version does not exist|less than the minimum|higher than the latest")
+_VERSION_GONE = re.compile(
+    r"version is too old|version does not exist|less than the minimum|higher than the latest"
+)
 
 
 class TransitError(Exception):

@@ -255,14 +255,20 @@ def test_retire_waits_until_no_replica_can_cache_the_old_pin(
     assert "vault.cache_ttl_s + vault.stale_grace_s" in err and "--force" in err
     assert "1200" in err  # 300 + 900 s with this config
     # The key still signs with the old version: nothing was retired.
-    assert vault.client().adapter.post(
-        "/v1/transit/sign/signing-proxy-invex-desk/sha2-256",
-        json={"input": "cHJvYmU=", "key_version": pin - 1, "signature_algorithm": "pss"},
-    )["data"]["signature"].startswith(f"vault:v{pin - 1}:")
+    assert (
+        vault.client()
+        .adapter.post(
+            "/v1/transit/sign/signing-proxy-invex-desk/sha2-256",
+            json={"input": "cHJvYmU=", "key_version": pin - 1, "signature_algorithm": "pss"},
+        )["data"]["signature"]
+        .startswith(f"vault:v{pin - 1}:")
+    )
     # With a short cache the hold ends: once it has passed, retire goes ahead.
     short = _short_config(config, tmp_path, ttl=0.2, grace=0.1)
     for _ in range(50):
-        code, out, err = keys("retire", "--venue", "invex", "--account", "desk", "--below", str(pin), "--config", short)
+        code, out, err = keys(
+            "retire", "--venue", "invex", "--account", "desk", "--below", str(pin), "--config", short
+        )
         if code == 0:
             break
         assert "--force" in err
@@ -281,7 +287,11 @@ def test_retire_counts_from_a_kv_write_made_outside_the_keys_tool(keys, vault: D
     client.secrets.kv.v2.delete_metadata_and_all_versions(path="signing-proxy/coinex/desk")
     vault.put_secret(
         "signing-proxy/coinex/desk",
-        {"api_key": "AK-desk-2", "transit_key": "signing-proxy-coinex-desk", "transit_key_version": str(latest + 1)},
+        {
+            "api_key": "AK-desk-2",
+            "transit_key": "signing-proxy-coinex-desk",
+            "transit_key_version": str(latest + 1),
+        },
     )
     code, _, err = keys("retire", "--venue", "coinex", "--account", "desk", "--below", str(latest + 1))
     assert code == 1 and "--force" in err

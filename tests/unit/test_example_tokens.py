@@ -39,7 +39,9 @@ def _config(tmp_path: Path, policies: Path) -> Path:
             {
                 "policies": str(policies),
                 "vault": {"url": "http://127.0.0.1:1"},
-                "venues": {"coinex": {"scheme": "coinex", "upstream": "https://api.coinex.com", "accounts": ["main"]}},
+                "venues": {
+                    "coinex": {"scheme": "coinex", "upstream": "https://api.coinex.com", "accounts": ["main"]}
+                },
             }
         )
     )

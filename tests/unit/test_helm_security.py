@@ -85,7 +85,9 @@ def test_network_policy_is_on_by_default_and_scoped() -> None:
     ingress = _ingress(policy)
     assert set(ingress) == {8080, 9901}
     assert ingress[8080] == [{"podSelector": {"matchLabels": {"signing-proxy-client": "true"}}}]
-    assert ingress[9901] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert ingress[9901] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
     egress = _egress(policy)
     ports = [p for _, p in egress]
     assert {("UDP", 53), ("TCP", 53)} in ports
@@ -133,21 +135,38 @@ def test_admin_port_stays_off_the_client_service() -> None:
     monitor = one(render({"serviceMonitor": {"enabled": True}}), "ServiceMonitor")
     wanted = monitor["spec"]["selector"]["matchLabels"]
     assert wanted["app.kubernetes.io/component"] == "admin"  # matches the admin Service only
-    assert "adminService.enabled" in render_error({"serviceMonitor": {"enabled": True}, "adminService": {"enabled": False}})
+    assert "adminService.enabled" in render_error(
+        {"serviceMonitor": {"enabled": True}, "adminService": {"enabled": False}}
+    )
 
 
 def test_image_can_be_pinned_by_digest() -> None:
     container = one(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.example.com/signing-proxy:0.1.0"
     pinned = one(render({"image": {"digest": DIGEST}}), "Deployment")
-    assert pinned["spec"]["template"]["spec"]["containers"][0]["image"] == f"registry.example.com/signing-proxy@{DIGEST}"
+    assert (
+        pinned["spec"]["template"]["spec"]["containers"][0]["image"]
+        == f"registry.example.com/signing-proxy@{DIGEST}"
+    )
     assert "image.digest" in render_error({"image": {"digest": "sha256:short"}})
 
 
 def test_redis_password_comes_from_a_secret_never_the_configmap(tmp_path: Path) -> None:
-    inline = {**CUSTOM, "config": {**CUSTOM["config"], "rate_limits": {"backend": "redis", "url": "redis://:hunter2@r:6379/0"}}}
+    inline = {
+        **CUSTOM,
+        "config": {
+            **CUSTOM["config"],
+            "rate_limits": {"backend": "redis", "url": "redis://:hunter2@r:6379/0"},
+        },
+    }
     assert "a ConfigMap is not secret" in render_error(inline)
-    values = {**CUSTOM, "secrets": {"redisPassword": {"secretName": "redis-auth", "key": "pw"}, "vaultCA": {"secretName": "vault-tls", "key": "ca.pem"}}}
+    values = {
+        **CUSTOM,
+        "secrets": {
+            "redisPassword": {"secretName": "redis-auth", "key": "pw"},
+            "vaultCA": {"secretName": "vault-tls", "key": "ca.pem"},
+        },
+    }
     docs = render(values)
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -156,7 +175,9 @@ def test_redis_password_comes_from_a_secret_never_the_configmap(tmp_path: Path) 
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert volumes["redis-password"]["secret"]["secretName"] == "redis-auth"
     assert volumes["redis-password"]["secret"]["items"] == [{"key": "pw", "path": "password"}]
-    assert env["SIGNING_PROXY_RATE_LIMITS__PASSWORD_FILE"] == mounts["redis-password"]["mountPath"] + "/password"
+    assert (
+        env["SIGNING_PROXY_RATE_LIMITS__PASSWORD_FILE"] == mounts["redis-password"]["mountPath"] + "/password"
+    )
     assert volumes["vault-ca"]["secret"]["secretName"] == "vault-tls"
     assert env["VAULT_CACERT"] == mounts["vault-ca"]["mountPath"] + "/ca.crt"
     assert all(m["readOnly"] for m in (mounts["redis-password"], mounts["vault-ca"]))

@@ -22,7 +22,9 @@ def _settings(tmp_path: Path, rate_limits: dict, environ: dict | None = None):
 
 def test_password_file_reaches_the_redis_client_not_the_config(tmp_path: Path) -> None:
     secret = tmp_path / "redis-password"
-    secret.write_text("p@ss:w/rd %41\n")  # characters a URL would misread, and a newline from `kubectl create secret`
+    secret.write_text(
+        "p@ss:w/rd %41\n"
+    )  # characters a URL would misread, and a newline from `kubectl create secret`
     settings = _settings(
         tmp_path, {"backend": "redis", "url": "redis://redis.infra:6379/2", "password_file": str(secret)}
     )

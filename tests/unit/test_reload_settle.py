@@ -134,7 +134,9 @@ async def test_the_build_runs_off_the_event_loop(tmp_path: Path, monkeypatch) ->
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(reload_module, "load_policies", load_policies)
-    (tmp_path / "policies" / "p.yaml").write_text("version: 1\nclients:\n" + clients.replace("/v2/a", "/v3/a"))
+    (tmp_path / "policies" / "p.yaml").write_text(
+        "version: 1\nclients:\n" + clients.replace("/v2/a", "/v3/a")
+    )
     task = asyncio.create_task(ticker())
     try:
         assert await reloader.reload_async() is True
