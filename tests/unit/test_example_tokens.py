@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,11 +99,17 @@ def test_loader_refuses_example_token_naming_file_and_client(tmp_path: Path, tok
     assert "copied-bot" in load_policies(tmp_path, allow_example_tokens=True).clients
 
 
-def test_shipped_example_policy_is_refused_by_check(tmp_path: Path, capsys) -> None:
+def test_shipped_example_policy_is_refused_by_check_and_serve(tmp_path: Path, capsys) -> None:
     config = _config(tmp_path, REPO / "policies")
     assert main(["check", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "example.yaml" in err and "clients.market-maker.token_sha256" in err
+    # serve in its own process (it configures logging for the process): refused before listening
+    served = subprocess.run(
+        [sys.executable, "-m", "proxy", "serve", "--config", str(config)], capture_output=True, timeout=60
+    )
+    assert served.returncode == 2
+    assert "clients.market-maker.token_sha256: uses a published example token" in served.stderr.decode()
 
 
 def test_check_without_policies_names_the_directory(tmp_path: Path, capsys) -> None:
