@@ -67,8 +67,10 @@ def build_transit(settings: Settings, store: CredentialStore) -> VaultTransit | 
     reload that switches an account to Transit finds it ready.
     """
     vault = settings.vault
+    invalidate = None
     if isinstance(store, VaultStore):
         keeper = store.keeper
+        invalidate = store.invalidate  # a retired pinned version: re-read the KV pin
     elif vault.url:
         keeper = TokenKeeper(
             make_client(vault.url, None, vault.timeout_s), build_login(settings), SystemClock()
@@ -76,7 +78,14 @@ def build_transit(settings: Settings, store: CredentialStore) -> VaultTransit | 
     else:
         return None
     url = vault.url or str(keeper.client.url)
-    return VaultTransit(url, keeper, vault.transit_mount, vault.timeout_s, vault.transit_max_connections)
+    return VaultTransit(
+        url,
+        keeper,
+        vault.transit_mount,
+        vault.timeout_s,
+        vault.transit_max_connections,
+        on_version_gone=invalidate,
+    )
 
 
 def build_store(settings: Settings, clock: Clock, metrics: Metrics | None = None) -> VaultStore:

@@ -121,6 +121,8 @@ def _check(args: argparse.Namespace) -> int:
     )
     for note in report_mode_notes(policies):
         print(f"policies: note: {note} (denials are only logged)")
+    if settings.rate_limits.backend == "redis":  # deployments on one Redis must not share a prefix
+        print(f"rate limits: redis key prefix {settings.rate_limits.key_prefix}")
     if not args.vault:
         return 0
     return asyncio.run(_check_vault(settings, venues))

@@ -69,6 +69,11 @@ def add_keys_parser(sub: Any, config_default: str) -> None:
         command.add_argument("--file", help="read the fields from this file instead of standard input")
     put.add_argument("--transit", action="store_true", help="import the key into Vault Transit (BYOK)")
     retire.add_argument("--below", type=int, required=True, help="first version that may still sign")
+    retire.add_argument(
+        "--force",
+        action="store_true",
+        help="retire before vault.cache_ttl_s + stale_grace_s have passed since the pin moved",
+    )
     put.set_defaults(func=_put)
     rotate.set_defaults(func=_rotate)
     retire.set_defaults(func=_retire)
@@ -164,8 +169,9 @@ def _rotate(args: argparse.Namespace) -> int:
 def _retire(args: argparse.Namespace) -> int:
     from proxy.keys_ops import retire
 
-    _, vault, account = _open(args)
-    return _report(lambda: retire(vault, account, args.below))
+    settings, vault, account = _open(args)
+    hold_s = settings.vault.cache_ttl_s + settings.vault.stale_grace_s  # how long a replica may cache the pin
+    return _report(lambda: retire(vault, account, args.below, hold_s=hold_s, force=args.force))
 
 
 def _check(args: argparse.Namespace) -> int:

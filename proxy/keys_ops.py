@@ -10,6 +10,13 @@ KV layout (``<kv_mount>/<kv_prefix>/<venue>/<account>``):
   cache refreshes; until then it keeps signing with the previous version, which stays
   usable until ``keys retire``.
 
+Retiring too early breaks replicas: each caches the KV secret (and so the pin) for
+``vault.cache_ttl_s``, and keeps serving it ``vault.stale_grace_s`` longer while Vault is
+unreachable. Every pin written here is recorded in the KV path's ``custom_metadata``
+(``transit_key_version`` and the KV version that moved it); ``retire`` refuses until
+``cache_ttl_s + stale_grace_s`` have passed since that KV version was created (Vault's
+``created_time``; for a pin written by hand, the current KV version's), unless forced.
+
 Every write into Transit is proved before KV points at it: Vault computes a MAC or
 signature of a fixed probe with the new version, and it must equal (HMAC) or verify
 against (RSA) what the venue's secret gives locally. After a Transit-mode write, earlier
@@ -20,8 +27,10 @@ in an old version is still readable. Results and errors name fields, never value
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import hvac
@@ -41,6 +50,8 @@ from proxy.signers.keyops import Hmac
 
 KV_TRANSIT_KEY = KV_KEY_FIELD
 KV_TRANSIT_VERSION = KV_VERSION_FIELD
+PIN_MOVED_PIN = "transit_key_version"  # custom_metadata: the pin last written by `keys`
+PIN_MOVED_IN = "transit_pin_kv_version"  # custom_metadata: the KV version that wrote it
 PROBE = b"signing-proxy: Transit import self-test"
 
 
@@ -93,6 +104,36 @@ class KeyVault:
             path=self.path(account), secret=dict(fields), mount_point=self.kv_mount
         )
         return int(answer["data"]["version"])
+
+    def metadata(self, account: Account) -> dict[str, Any]:
+        try:
+            answer = self.client.secrets.kv.v2.read_secret_metadata(
+                path=self.path(account), mount_point=self.kv_mount
+            )
+        except hvac.exceptions.InvalidPath:
+            return {}
+        return dict(answer.get("data") or {})
+
+    def record_pin(self, account: Account, pin: int, kv_version: int) -> None:
+        """Note which KV version moved the pin: ``retire`` counts the replicas' cache from it."""
+        # A POST with custom_metadata alone: hvac's update_metadata would also reset the
+        # operator's delete_version_after. The map is replaced whole: keep others' entries.
+        custom = dict(self.metadata(account).get("custom_metadata") or {})
+        custom.update({PIN_MOVED_PIN: str(pin), PIN_MOVED_IN: str(kv_version)})
+        self.client.adapter.post(
+            f"/v1/{self.kv_mount}/metadata/{self.path(account)}", json={"custom_metadata": custom}
+        )
+
+    def pin_moved_at(self, account: Account, pin: str | None) -> float | None:
+        """Unix time the current pin was written to KV (Vault's clock); None: no KV secret."""
+        meta = self.metadata(account)
+        versions = meta.get("versions") or {}
+        custom = meta.get("custom_metadata") or {}
+        version = str(meta.get("current_version", ""))
+        if pin is not None and custom.get(PIN_MOVED_PIN) == pin and custom.get(PIN_MOVED_IN) in versions:
+            version = custom[PIN_MOVED_IN]
+        created = (versions.get(version) or {}).get("created_time")
+        return None if not created else _rfc3339(created)
 
     def versions_holding(
         self, account: Account, names: tuple[str, ...], below: int | None = None
@@ -210,7 +251,16 @@ def rotate(vault: KeyVault, account: Account, fields: Mapping[str, str]) -> list
     return notes + _write_public(vault, account, creds, account.transit_key, info.latest_version)
 
 
-def retire(vault: KeyVault, account: Account, below: int) -> list[str]:
+def retire(
+    vault: KeyVault,
+    account: Account,
+    below: int,
+    hold_s: float = 0,
+    force: bool = False,
+    now: float | None = None,
+) -> list[str]:
+    """Stop versions below ``below`` from signing. ``hold_s`` (the config's ``cache_ttl_s +
+    stale_grace_s``): how long after the pin moved a replica may still sign with the old one."""
     if account.transit_key is None:
         raise KeysError(
             f"{account.label}: retire is for Transit keys; KV history is managed with `bao kv destroy`"
@@ -223,8 +273,24 @@ def retire(vault: KeyVault, account: Account, below: int) -> list[str]:
         raise KeysError(
             f"--below must be 1..{info.latest_version} and not above the version KV pins ({pinned or 'none'})"
         )
+    notes = []
+    moved_at = vault.pin_moved_at(account, pinned)
+    elapsed = None if moved_at is None else (time.time() if now is None else now) - moved_at
+    if elapsed is not None and elapsed < hold_s:
+        wait = hold_s - elapsed
+        if not force:
+            raise KeysError(
+                f"{account.label}: KV moved the pin to v{pinned or '?'} {elapsed:.0f} s ago; replicas may "
+                f"sign with a cached older version for vault.cache_ttl_s + vault.stale_grace_s = "
+                f"{hold_s:.0f} s: retry in {wait:.0f} s, or pass --force once every replica has re-read KV"
+            )
+        notes.append(
+            f"{account.label}: forced {wait:.0f} s early: a replica still caching an older pin fails "
+            "one request per account (503 credentials_unavailable), then re-reads KV"
+        )
     _admin(lambda: vault.transit.retire_below(account.transit_key or "", below))
-    return [f"{account.label}: Transit key {account.transit_key} versions below v{below} can no longer sign"]
+    done = f"{account.label}: Transit key {account.transit_key} versions below v{below} can no longer sign"
+    return [*notes, done]
 
 
 def check(vault: KeyVault, account: Account) -> list[str]:
@@ -281,6 +347,7 @@ def _check_key(info: KeyInfo | None, account: Account, pinned: str | None) -> li
 def _write_public(vault: KeyVault, account: Account, creds: Credentials, key: str, version: int) -> list[str]:
     public = {name: creds[name] for name in creds.names() if name not in account.signer.key_fields}
     written = vault.write(account, {**public, KV_TRANSIT_KEY: key, KV_TRANSIT_VERSION: str(version)})
+    vault.record_pin(account, version, written)
     old = vault.versions_holding(account, account.signer.key_fields, below=written)
     vault.destroy(account, old)
     notes = [
@@ -324,6 +391,13 @@ def _prove(admin: TransitAdmin, account: Account, creds: Credentials, key: str, 
         private.public_key().verify(signature, PROBE, pss, hashes.SHA256())
     except InvalidSignature:
         raise KeysError(f"self-test failed: Transit key {key} v{version} signature does not verify") from None
+
+
+def _rfc3339(text: str) -> float:
+    """Vault's ``2026-12-04T22:30:01.123456789Z`` (nanoseconds) as Unix time."""
+    head, _, fraction = text.rstrip("Z").partition(".")
+    stamp = datetime.fromisoformat(head + "+00:00").timestamp()
+    return stamp + (float("0." + fraction) if fraction.isdigit() else 0.0)
 
 
 def _admin(call: Any) -> Any:

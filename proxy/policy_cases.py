@@ -97,15 +97,20 @@ class PolicyWorld:
 def load_world(
     config: str | Path | None, policies: str | Path | None, schemes: Mapping[str, str] | None = None
 ) -> PolicyWorld:
-    """From a policy directory alone, or from a proxy config (its policies and venue schemes)."""
+    """From a policy directory alone, or from a proxy config (its policies and venue schemes).
+
+    Offline: nothing is served, so the repo's example tokens may appear (the shipped cases
+    test ``policies/example.yaml``).
+    """
     schemes = dict(schemes or {})
     if policies is not None:
-        return PolicyWorld(load_policies(policies), schemes)
+        return PolicyWorld(load_policies(policies, allow_example_tokens=True), schemes)
     from proxy.settings import load_settings  # imports every signer: only when a config is used
 
     settings = load_settings(config or "proxy.yaml")
     configured = {name: venue.scheme for name, venue in settings.venues.items()}
-    return PolicyWorld(load_policies(settings.policies, venues=configured), {**schemes, **configured})
+    loaded = load_policies(settings.policies, venues=configured, allow_example_tokens=True)
+    return PolicyWorld(loaded, {**schemes, **configured})
 
 
 def evaluate(

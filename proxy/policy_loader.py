@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from proxy.config_errors import ConfigError, from_validation_error
+from proxy.example_tokens import example_token
 from proxy.order_fields import FieldName, load_order_fields
 from proxy.policy import Client, PolicySet, RateSpec, Rule, compile_glob
 from proxy.policy_fields import Bounds, Constraints, FieldRange, Notional, OneOf
@@ -151,16 +152,25 @@ class PolicyFileModel(_Strict):
     accounts: dict[str, AccountModel] = {}
 
 
-def load_policies(directory: str | Path, venues: Iterable[str] | None = None) -> PolicySet:
-    """Read every ``*.yaml``/``*.yml`` in ``directory`` into one compiled ``PolicySet``."""
+def load_policies(
+    directory: str | Path, venues: Iterable[str] | None = None, allow_example_tokens: bool = False
+) -> PolicySet:
+    """Read every ``*.yaml``/``*.yml`` in ``directory`` into one compiled ``PolicySet``.
+
+    A token hash printed in the repo's examples is refused (``proxy.example_tokens``) unless
+    ``allow_example_tokens``: only the demo and the offline policy tools pass it.
+    """
     root = Path(directory)
     if not root.is_dir():
-        raise ConfigError(root, "", "policy directory does not exist")
+        # The image ships no policy (issue 19): say where the operator must mount them.
+        raise ConfigError(root, "", "policy directory does not exist: mount your policy files (*.yaml) here")
     files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     if not files:
-        raise ConfigError(root, "", "no policy files (*.yaml) found: with no policy every request is denied")
+        raise ConfigError(
+            root, "", "no policy files (*.yaml) found: mount your policy files here (none are built in)"
+        )
     known = None if venues is None else frozenset(venues)
-    builder = _Builder(known)
+    builder = _Builder(known, allow_example_tokens)
     for path in files:
         builder.add(path, _parse_file(path))
     return builder.build()
@@ -182,8 +192,9 @@ def _parse_file(path: Path) -> PolicyFileModel:
 
 
 class _Builder:
-    def __init__(self, venues: frozenset[str] | None) -> None:
+    def __init__(self, venues: frozenset[str] | None, allow_example_tokens: bool = False) -> None:
         self.venues = venues
+        self.allow_example_tokens = allow_example_tokens
         self.clients: dict[str, Client] = {}
         self.by_token: dict[str, Client] = {}
         self.loopback: Client | None = None
@@ -203,6 +214,14 @@ class _Builder:
             raise ConfigError(path, field, f"client also defined in {self.clients[name].source}")
         if model.token_sha256 is None and not model.loopback:
             raise ConfigError(path, field, "a client needs token_sha256 or loopback: true")
+        printed = example_token(model.token_sha256)
+        if printed is not None and not self.allow_example_tokens:
+            raise ConfigError(
+                path,
+                f"{field}.token_sha256",
+                f"uses a published example token ({printed}): anyone can present it; "
+                "set the hash of your own token (example tokens work only in `signing-proxy demo`)",
+            )
         for kind, rules in (("allow", model.allow), ("deny", model.deny)):
             for index, rule in enumerate(rules):
                 self._check_venue(path, f"{field}.{kind}.{index}.venue", rule.venue)

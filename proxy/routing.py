@@ -25,7 +25,7 @@ from proxy.errors import BadRequest, UnknownRoute
 # Percent-encodings that decode to '.', '/', '\' (and '%', which hides the others).
 _DANGEROUS_ESCAPE = re.compile(rb"%(2e|2f|5c|25)", re.IGNORECASE)
 _NOT_PRINTABLE = re.compile(rb"[^\x21-\x7e]")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_NAME = ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # venue and account names
 MAX_TARGET_BYTES = 8192
 
 

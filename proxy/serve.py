@@ -43,7 +43,7 @@ async def serve(settings: Settings, app: ProxyApp) -> None:
     )
     main = ProxyServer(config)
     reloader = Reloader(app.pipeline, settings, events=app.metrics.session)
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request_reload)
     watcher = (
         asyncio.create_task(reloader.watch(settings.watch_interval_s)) if settings.watch_interval_s else None
     )

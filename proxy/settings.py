@@ -16,11 +16,13 @@ An entry of a venue's ``accounts`` is a name (``main``: KV mode) or a mapping
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -35,11 +37,15 @@ from pydantic import (
 )
 
 from proxy.config_errors import ConfigError, from_validation_error
+from proxy.routing import ROUTE_NAME
 from proxy.signers import SIGNERS
 from proxy.signers.base import SchemeOptions
 from proxy.signing_modes import AccountSettings, account_entry, check_accounts, transit_keys
 
 ENV_PREFIX = "SIGNING_PROXY_"
+# Venue and account names are URL path segments (``/<venue>/<account>/…``): a name routing
+# cannot reach would only make derived names (KV paths, Redis keys) collide.
+_UNREACHABLE_NAME = "venue names must match [A-Za-z0-9][A-Za-z0-9_-]{0,63} (one URL path segment)"
 
 
 class _Strict(BaseModel):
@@ -111,8 +117,12 @@ class RateLimitSettings(_Strict):
     """``rate_limits:``; see ``docs/rate-limits.md`` and ``proxy.ratelimit_profiles``."""
 
     backend: Literal["memory", "redis"] = "memory"
-    url: str | None = Field(default=None, repr=False)  # redis://[:password@]host:port/db
-    key_prefix: str = Field(default="signing-proxy", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    url: str | None = Field(default=None, repr=False)  # redis://host:port/db (no password: password_file)
+    # A file holding the Redis password (a Secret volume), read at startup and put into the
+    # client's URL: the config file (a ConfigMap) never holds it. Relative to the config file.
+    password_file: Path | None = None
+    # None: "signing-proxy:<hash of where the keys live>" (``default_key_prefix``)
+    key_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     timeout_s: float = Field(default=0.5, gt=0, le=30)  # per Redis command
     on_redis_error: Literal["fail_closed", "local"] = "fail_closed"
     max_wait_ms: int = Field(default=0, ge=0, le=60_000)  # queue instead of an immediate 429
@@ -216,6 +226,9 @@ class Settings(_Strict):
     policies: Path = Path("policies")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     watch_interval_s: float = Field(default=2.0, ge=0)  # poll config+policies for changes; 0: SIGHUP only
+    # A reload waits until the files read the same twice this far apart (a file written in
+    # place is never loaded half-written); 0: read once (an atomic rename writer).
+    reload_settle_s: float = Field(default=0.5, ge=0, le=60)
     drain_timeout_s: int = Field(default=10, ge=1)  # on SIGTERM, finish in-flight requests this long
     venues: dict[str, VenueSettings] = Field(min_length=1)
     source: str = "<settings>"
@@ -255,11 +268,67 @@ def build_settings(raw: dict[str, Any], path: Path, environ: Mapping[str, str]) 
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise from_validation_error(path, exc) from None
+    transit_owners: dict[str, str] = {}
     for name, venue in settings.venues.items():
+        if not ROUTE_NAME.match(name):
+            raise ConfigError(path, f"venues.{name}", _UNREACHABLE_NAME)
         validate_scheme_options(path, name, venue)
-        transit_keys(path, name, venue.accounts)
+        for account, key in transit_keys(path, name, venue.accounts).items():
+            owner = transit_owners.setdefault(key, f"{name}/{account}")
+            if owner != f"{name}/{account}":
+                raise ConfigError(
+                    path,
+                    f"venues.{name}.accounts",
+                    f"Transit key {key!r} would sign for both {owner} and {name}/{account}: "
+                    "set a distinct transit_key on one of them",
+                )
     policies = settings.policies if settings.policies.is_absolute() else path.parent / settings.policies
-    return settings.model_copy(update={"policies": policies})
+    limits: dict[str, Any] = {}
+    if settings.rate_limits.key_prefix is None:
+        limits["key_prefix"] = default_key_prefix(settings.vault)
+    if settings.rate_limits.password_file is not None and settings.rate_limits.url is not None:
+        limits["url"] = _with_password(path, settings.rate_limits.url, settings.rate_limits.password_file)
+    update: dict[str, Any] = {"policies": policies}
+    if limits:
+        update["rate_limits"] = settings.rate_limits.model_copy(update=limits)
+    return settings.model_copy(update=update)
+
+
+def _with_password(path: Path, url: str, password_file: Path) -> str:
+    """``url`` with the password read from ``password_file``; errors never quote either."""
+    field = "rate_limits.password_file"
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError(path, field, "needs a redis:// or rediss:// url")
+    if parts.password is not None:
+        raise ConfigError(path, field, "a password in rate_limits.url and password_file: keep only the file")
+    source = password_file if password_file.is_absolute() else path.parent / password_file
+    try:
+        password = source.read_text(encoding="utf-8").strip("\r\n")
+    except OSError as exc:
+        raise ConfigError(path, field, f"cannot read {source} ({exc.strerror})") from None
+    if not password:
+        raise ConfigError(path, field, f"{source} is empty")
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6 literal
+    netloc = f"{parts.username or ''}:{quote(password, safe='')}@{host}"  # username: as written
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def default_key_prefix(vault: VaultSettings) -> str:
+    """``signing-proxy:<12 hex>``: the Redis key prefix when ``rate_limits.key_prefix`` is unset.
+
+    The hash is of where the deployment's keys live (Vault address, KV mount and prefix,
+    Transit mount). Two deployments that read the same secrets sign as the same venue
+    accounts and share their buckets, cooldowns and sessions, as the venue itself counts
+    them; any other deployment on the same Redis gets its own keys. Adding venues or
+    accounts keeps the prefix (no bucket reset in a rolling update).
+    """
+    identity = [vault.url.rstrip("/"), vault.kv_mount, vault.kv_prefix, vault.transit_mount]
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
+    return f"signing-proxy:{digest}"
 
 
 def validate_scheme_options(path: Path, name: str, venue: VenueSettings) -> SchemeOptions:

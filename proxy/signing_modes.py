@@ -38,7 +38,7 @@ class AccountSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # routing.ROUTE_NAME
     signing: Literal["kv", "transit"] = "kv"
     transit_key: str | None = Field(default=None, pattern=TRANSIT_KEY_NAME)
 

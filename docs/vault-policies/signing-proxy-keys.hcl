@@ -8,7 +8,12 @@ path "secret/data/signing-proxy/*" {
 }
 
 path "secret/metadata/signing-proxy/*" {
-  capabilities = ["read"]
+  capabilities = ["read", "update"]
+  # Only custom_metadata: where the Transit pin moved (`keys retire` waits for the replicas'
+  # cache from then on); never max_versions or delete_version_after.
+  allowed_parameters = {
+    "custom_metadata" = []
+  }
 }
 
 # After a Transit import, earlier KV versions that held the secret are destroyed.

@@ -19,6 +19,10 @@ connections warm (``benchmarks/transit.py`` measures the cost). The token is the
 client's, kept fresh by the ``TokenKeeper`` that ``VaultStore`` already runs; a 403 makes
 one single-flight re-login and one retry (a MAC or signature has no side effect).
 
+When Vault says the pinned version is gone (retired with ``keys retire --force`` while this
+replica still cached the old pin), ``on_version_gone`` drops the account's cached KV secret:
+that request fails (nothing was sent to the venue) and the next one re-reads the pin.
+
 Failures become ``CredentialsUnavailable`` (503) naming the venue, account, Transit path
 and status; Vault's error text is included only as a short, printable excerpt (Transit
 errors never echo the input). Nothing here ever sees key material.
@@ -31,7 +35,9 @@ import base64
 import binascii
 import json
 import logging
+import re
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,14 +55,21 @@ log = logging.getLogger("signing_proxy.transit")
 KV_KEY_FIELD = "transit_key"  # the key's name: tells a human reading KV where the secret went
 KV_VERSION_FIELD = "transit_key_version"  # the version to sign with; absent: Vault's latest
 PSS_SALT_LENGTH = "auto"  # Go crypto/rsa PSSSaltLengthAuto: maximum salt, = Python PSS.MAX_LENGTH
+# OpenBao 2.x, for a key_version below min_encryption_version or above the latest:
+# hmac: "version is too old (disallowed by policy)", "key version does not exist";
+# sign: "requested version for signing is less than the minimum …" / "higher than the latest …".
+_VERSION_GONE = re.compile(
+    r"version is too old|version does not exist|less than the minimum|higher than the latest"
+)
 
 
 class TransitError(Exception):
     """A Transit call failed; ``detail`` is safe to show (status and a short Vault excerpt)."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, version_gone: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.version_gone = version_gone  # the pinned key version can no longer be used
 
 
 class TransitKeys(Protocol):
@@ -111,8 +124,10 @@ class VaultTransit:
         mount: str = "transit",
         timeout_s: float = 5,
         max_connections: int = 32,
+        on_version_gone: Callable[[str, str], None] | None = None,
     ) -> None:
         self._base = url.rstrip("/") + "/v1/" + mount.strip("/")
+        self._on_version_gone = on_version_gone  # (venue, account): drop the cached KV pin
         self._keeper = keeper
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
@@ -124,6 +139,12 @@ class VaultTransit:
             try:
                 return await self.perform(key, version, op)
             except TransitError as error:
+                if error.version_gone and self._on_version_gone is not None:
+                    log.warning(
+                        "pinned Transit key version is gone: re-reading KV",
+                        extra={"venue": venue, "account": account, "version": version},
+                    )
+                    self._on_version_gone(venue, account)
                 raise CredentialsUnavailable(
                     venue, account, f"Vault Transit key {key}: {error.detail}"
                 ) from None
@@ -138,7 +159,9 @@ class VaultTransit:
         if status == 403 and await self._login_again(token):
             status, payload = await self._post(path, body, self._keeper.client.token)
         if status != 200:
-            raise TransitError(f"{endpoint} answered {status}{_excerpt(payload)}")
+            excerpt = _excerpt(payload)
+            gone = version is not None and status in (400, 500) and bool(_VERSION_GONE.search(excerpt))
+            raise TransitError(f"{endpoint} answered {status}{excerpt}", version_gone=gone)
         data = payload.get("data") if isinstance(payload, dict) else None
         field = "hmac" if endpoint == "hmac" else "signature"
         return parse_output(data.get(field) if isinstance(data, dict) else None)

@@ -74,6 +74,10 @@ class VaultStore:
     def path(self, venue: str, account: str) -> str:
         return f"{self._prefix}/{venue}/{account}" if self._prefix else f"{venue}/{account}"
 
+    def invalidate(self, venue: str, account: str) -> None:
+        """Forget the cached secret: the next request reads KV (a Transit pin that is gone)."""
+        self._cache.pop((venue, account), None)
+
     async def get(self, venue: str, account: str) -> Credentials:
         key = (venue, account)
         entry = self._cache.get(key)

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,7 +142,8 @@ def test_check_finds_key_material_left_in_kv_and_rotate_removes_it(keys, vault: 
     assert keys("check")[0] == 0
     # Both versions sign until told otherwise: proxies with a cached KV secret still use v1.
     assert _mac(vault, "signing-proxy-coinex-desk", 1) != _mac(vault, "signing-proxy-coinex-desk", 2)
-    code, out, _ = keys("retire", "--venue", "coinex", "--account", "desk", "--below", "2")
+    # Right after the rotation a replica may still cache the v1 pin: --force says "I know".
+    code, out, _ = keys("retire", "--venue", "coinex", "--account", "desk", "--below", "2", "--force")
     assert code == 0 and "versions below v2 can no longer sign" in out
     with pytest.raises(hvac.exceptions.InvalidRequest):
         _mac(vault, "signing-proxy-coinex-desk", 1)
@@ -210,6 +212,8 @@ def test_the_shipped_vault_policies_allow_signing_but_never_export(vault: DevVau
         lambda: team.adapter.get(f"/v1/transit/export/hmac-key/{key}"),
         lambda: team.adapter.get(f"/v1/transit/backup/{key}"),
         lambda: team.adapter.delete(f"/v1/transit/keys/{key}"),
+        # The team may note the pin in custom_metadata, never shorten KV history.
+        lambda: team.adapter.post("/v1/secret/metadata/signing-proxy/coinex/acl", json={"max_versions": 1}),
     ]
     for attempt in refused:
         with pytest.raises(hvac.exceptions.Forbidden):
@@ -252,3 +256,70 @@ def test_check_parses_stored_key_material_as_the_signer_will(keys, vault: DevVau
     assert CANARY not in out + err and BAD_WALLET[2:] not in out + err
     vault.put_secret("signing-proxy/evedex/main", EVEDEX)
     vault.put_secret("signing-proxy/coinex/kvdesk", COINEX)
+
+def _short_config(config: str, tmp_path: Path, ttl: float, grace: float) -> str:
+    raw = yaml.safe_load(Path(config).read_text())
+    raw["vault"].update(cache_ttl_s=ttl, stale_grace_s=grace)
+    path = tmp_path / f"proxy-{ttl}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def test_retire_waits_until_no_replica_can_cache_the_old_pin(
+    keys, vault: DevVault, config: str, tmp_path: Path
+) -> None:
+    """Issue 19 item 8: replicas cache the KV pin for cache_ttl_s (+ stale_grace_s while
+    Vault is unreachable); retiring the old version before that breaks them."""
+    code, out, err = keys("put", "--venue", "invex", "--account", "desk", "--transit", stdin=_lines(INVEX))
+    if code != 0:  # already imported by an earlier test in this module
+        assert "already exists" in err
+    assert keys("rotate", "--venue", "invex", "--account", "desk", stdin=_lines(INVEX))[0] == 0
+    pin = int(_kv(vault, "signing-proxy/invex/desk")["transit_key_version"])
+    meta = vault.client().secrets.kv.v2.read_secret_metadata(path="signing-proxy/invex/desk")
+    custom = meta["data"]["custom_metadata"] or {}
+    assert custom.get("transit_key_version") == str(pin)  # when the pin moved is on record
+    code, _, err = keys("retire", "--venue", "invex", "--account", "desk", "--below", str(pin))
+    assert code == 1
+    assert "vault.cache_ttl_s + vault.stale_grace_s" in err and "--force" in err
+    assert "1200" in err  # 300 + 900 s with this config
+    # The key still signs with the old version: nothing was retired.
+    assert (
+        vault.client()
+        .adapter.post(
+            "/v1/transit/sign/signing-proxy-invex-desk/sha2-256",
+            json={"input": "cHJvYmU=", "key_version": pin - 1, "signature_algorithm": "pss"},
+        )["data"]["signature"]
+        .startswith(f"vault:v{pin - 1}:")
+    )
+    # With a short cache the hold ends: once it has passed, retire goes ahead.
+    short = _short_config(config, tmp_path, ttl=0.2, grace=0.1)
+    for _ in range(50):
+        code, out, err = keys(
+            "retire", "--venue", "invex", "--account", "desk", "--below", str(pin), "--config", short
+        )
+        if code == 0:
+            break
+        assert "--force" in err
+        time.sleep(0.1)
+    assert code == 0, err
+    assert f"versions below v{pin} can no longer sign" in out
+
+
+def test_retire_counts_from_a_kv_write_made_outside_the_keys_tool(keys, vault: DevVault) -> None:
+    # A pin moved by hand (bao kv put) has no record of ours: the KV version's own time counts.
+    code, _, err = keys("put", "--venue", "coinex", "--account", "desk", "--transit", stdin=_lines(COINEX))
+    assert code == 0 or "already exists" in err
+    latest = int(_kv(vault, "signing-proxy/coinex/desk")["transit_key_version"])
+    assert keys("rotate", "--venue", "coinex", "--account", "desk", stdin=_lines(COINEX_V2))[0] == 0
+    client = vault.client()
+    client.secrets.kv.v2.delete_metadata_and_all_versions(path="signing-proxy/coinex/desk")
+    vault.put_secret(
+        "signing-proxy/coinex/desk",
+        {
+            "api_key": "AK-desk-2",
+            "transit_key": "signing-proxy-coinex-desk",
+            "transit_key_version": str(latest + 1),
+        },
+    )
+    code, _, err = keys("retire", "--venue", "coinex", "--account", "desk", "--below", str(latest + 1))
+    assert code == 1 and "--force" in err

@@ -24,7 +24,7 @@ from proxy.credentials.vault import VaultStore
 from proxy.credentials.vault_auth import AppRoleLogin, TokenKeeper, TokenLogin
 from proxy.devvault import DevVault
 from proxy.errors import CredentialsUnavailable
-from proxy.keys_ops import Account, KeyVault, put_transit
+from proxy.keys_ops import Account, KeyVault, put_transit, rotate
 from proxy.signers import SIGNERS
 from proxy.signers.base import OutgoingRequest, SignContext
 from proxy.signers.invex import load_private_key
@@ -226,3 +226,29 @@ async def test_transit_shares_the_store_login_and_logs_in_again_after_a_403(
     finally:
         await transit.close()
         await store.close()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_retired_pinned_version_drops_the_cached_secret() -> None:
+    """Issue 19 item 8: a replica caching the old pin after a forced retire fails one request
+    (503, nothing sent to the venue), then re-reads KV and signs with the new version,
+    instead of failing for the rest of vault.cache_ttl_s (300 s here)."""
+    async with LocalStack(
+        schemes=("coinex",), transit=("coinex",), extra_config={"rate_limits": {"venue_profiles": False}}
+    ) as stack:
+        url = stack.url("coinex", READS["coinex"])
+        sim = stack.sims["coinex"]
+        async with httpx.AsyncClient(timeout=20) as http:
+            assert (await http.get(url, headers=stack.headers())).status_code == 200  # caches pin v1
+            vault = KeyVault(stack.vault.client(), "secret", "signing-proxy", "transit")
+            account = Account("coinex", "main", SIGNERS["coinex"](), default_transit_key("coinex", "main"))
+            rotate(vault, account, stack.credentials["coinex"])  # same secret: the venue still verifies
+            vault.transit.retire_below(account.transit_key or "", 2)  # what `retire --force` does
+            sent = len(sim.recorder.requests)
+            first = await http.get(url, headers=stack.headers())
+            assert first.status_code == 503
+            assert first.headers["x-signing-proxy-error"] == "credentials_unavailable"
+            assert len(sim.recorder.requests) == sent  # nothing reached the venue
+            second = await http.get(url, headers=stack.headers())
+            assert second.status_code == 200, second.text
+            assert len(sim.recorder.requests) == sent + 1

@@ -6,6 +6,8 @@ shipped example policies, with the shipped example config.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -154,6 +156,17 @@ def test_explain_unknown_client_exits_2(capsys) -> None:
     assert "--client: unknown client 'nobody'" in capsys.readouterr().err
 
 
-def test_check_mentions_report_mode(capsys) -> None:
-    assert main(["check", "--config", str(EXAMPLE_CONFIG)]) == 0
+def test_check_mentions_report_mode(capsys, tmp_path: Path) -> None:
+    # The shipped example's tokens are refused by check (test_example_tokens): an operator's
+    # copy carries its own token hashes.
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    text = (ROOT / "policies" / "example.yaml").read_text()
+    for digest in re.findall(r"token_sha256: ([0-9a-f]{64})", text):
+        text = text.replace(digest, hashlib.sha256(digest.encode()).hexdigest())
+    (policies / "example.yaml").write_text(text)
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["policies"] = str(policies)
+    (tmp_path / "proxy.yaml").write_text(yaml.safe_dump(config))
+    assert main(["check", "--config", str(tmp_path / "proxy.yaml")]) == 0
     assert "policies: note: client arb-bot is in report mode" in capsys.readouterr().out

@@ -47,7 +47,7 @@ def test_every_scheme_ships_a_profile() -> None:
 
 def test_policy_loader_ignores_the_profile_subdirectory() -> None:
     # policies/ holds example.yaml and ratelimits/*.yaml: only the former is a policy file.
-    policies = load_policies(REPO / "policies")
+    policies = load_policies(REPO / "policies", allow_example_tokens=True)
     assert [Path(source).name for source in policies.sources] == ["example.yaml"]
 
 

@@ -102,10 +102,18 @@ def test_bad_account_entries_name_the_field(
 
 
 def test_a_default_key_name_that_cannot_be_a_path_segment_needs_transit_key(tmp_path: Path) -> None:
+    # An account name that is not one path segment is refused first (issue 19: routing could
+    # never reach it); a name at the length limit still derives a key over 128 characters.
     text = CONFIG.replace("{name: desk, signing: transit}", "{name: 'desk 2', signing: transit}")
     with pytest.raises(ConfigError) as info:
         load_settings(_write(tmp_path, text), environ={})
-    assert info.value.field == "venues.coinex.accounts.1.transit_key"
+    assert info.value.field == "venues.coinex.accounts.1.name"
+    long_venue = "c" * 64
+    text = CONFIG.replace("{name: desk, signing: transit}", "{name: " + "d" * 64 + ", signing: transit}")
+    text = text.replace("  coinex:", f"  {long_venue}:")
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text), environ={})
+    assert info.value.field == f"venues.{long_venue}.accounts.1.transit_key"
 
 
 def test_transit_accounts_need_vault(tmp_path: Path) -> None:
