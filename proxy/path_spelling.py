@@ -127,7 +127,7 @@ def _canonical_literal(text: str) -> str:
 
 def _escape_reason(escape: str) -> str:
     if not _HEX2.fullmatch(escape[1:]):
-        return f"path contains '%' not followed by two hex digits ({escape!r}), which servers decode differently"
+        return f"path contains '%' not followed by two hex digits ({escape!r}): servers disagree on it"
     char = chr(int(escape[1:], 16))
     if char in _UNRESERVED:
         return (

@@ -148,8 +148,8 @@ def decide(client: Client, venue: str, account: str, method: str, path: str) -> 
         default = f"no allow rule for client {client.name} matches {method} {path} on {venue}/{account}"
         if misspelled is not None:
             default = (
-                f"{path} is another spelling (letter case, trailing slash or escapes) of a path allow rule "
-                f"{misspelled.name} names ({misspelled.summary}); only the spelling the rule writes is allowed"
+                f"{path} is another spelling (letter case, trailing slash or escapes) of a path allow "
+                f"rule {misspelled.name} names ({misspelled.summary}); only the rule's spelling is allowed"
             )
         if client.report:
             return _settle(

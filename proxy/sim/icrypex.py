@@ -14,7 +14,8 @@ describe the tolerance as absorbing clock differences either way), or the signat
 
 Unknown paths/methods are 404 with an empty body, checked *before* authentication (the
 order is this sim's choice). Routing is ASP.NET Core's default (``proxy.sim.base.server_path``):
-percent-decoded, case-insensitive, a trailing slash ignored. Endpoints (``trading-authenticated.md``, ``funding.md``):
+percent-decoded, case-insensitive, a trailing slash ignored. Endpoints
+(``trading-authenticated.md``, ``funding.md``):
 ``POST /sapi/v1/orders`` (JSON body; 400 ``{"code", "message"}`` when invalid),
 ``GET /sapi/v1/orders`` (open orders, pagination model), ``DELETE /sapi/v1/orders?orderId=``
 (422 when unknown), ``GET /sapi/v1/orders/history``, ``GET /sapi/v1/trades`` and

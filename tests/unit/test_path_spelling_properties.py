@@ -109,7 +109,8 @@ def _world(tmp: Path) -> dict[str, Any]:
         clock,
         HeaderPolicy(owned_headers()),
     )
-    return {"app": ProxyApp(pipeline, 1 << 20), "sim": sim, "upstream": upstream, "limits": build_rate_limits(config)}
+    limits = build_rate_limits(config)
+    return {"app": ProxyApp(pipeline, 1 << 20), "sim": sim, "upstream": upstream, "limits": limits}
 
 
 async def _call(app: ProxyApp, method: str, raw_path: bytes, body: bytes) -> int:

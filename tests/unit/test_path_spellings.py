@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from proxy.cli import main
 from proxy.errors import BadRequest
 from proxy.policy import decide
 from proxy.policy_loader import load_policies
@@ -135,7 +136,8 @@ def test_a_case_variant_does_not_fall_through_to_a_broader_allow_rule(tmp_path: 
     # second rule unconstrained.
     (tmp_path / "p.yaml").write_text(
         "version: 1\nclients:\n  c:\n    loopback: true\n    allow:\n"
-        "      - {venue: coinex, methods: [POST], paths: ['/v2/spot/order'], fields: {market: {in: [BTCUSDT]}}}\n"
+        "      - {venue: coinex, methods: [POST], paths: ['/v2/spot/order'],\n"
+        "         fields: {market: {in: [BTCUSDT]}}}\n"
         "      - {venue: coinex, methods: [POST], paths: ['/v2/spot/*']}\n"
     )
     client = load_policies(tmp_path).clients["c"]
@@ -157,6 +159,8 @@ def test_allow_rule_matches_only_its_own_spelling(market_maker) -> None:
 
 # --- rate-limit groups: charged as the venue routes ------------------------------------------
 
+PLACE, IP = "account coinex/main spot_place (30/1s) x1", "venue coinex ip (400/1s) x1"
+
 
 def _charged(tmp_path: Path, method: str, path: str, body: Any = None) -> list[str]:
     venues = {"coinex": {"scheme": "coinex", "upstream": "https://coinex.test", "accounts": ["main"]}}
@@ -169,13 +173,13 @@ def _charged(tmp_path: Path, method: str, path: str, body: Any = None) -> list[s
 @pytest.mark.parametrize(
     ("method", "path", "body", "charged"),
     [
-        ("POST", "/v2/spot/ORDER", {}, ["account coinex/main spot_place (30/1s) x1", "venue coinex ip (400/1s) x1"]),
-        ("POST", "/v2/spot/order/", {}, ["account coinex/main spot_place (30/1s) x1", "venue coinex ip (400/1s) x1"]),
+        ("POST", "/v2/spot/ORDER", {}, [PLACE, IP]),
+        ("POST", "/v2/spot/order/", {}, [PLACE, IP]),
         ("POST", "/V2/Spot/Batch-Order/", {"orders": [{}, {}, {}]},
          ["account coinex/main spot_place (30/1s) x3", "venue coinex ip (400/1s) x1"]),
         ("GET", "/v2/ASSETS/spot/balance", None,
          ["account coinex/main account (10/1s) x1", "venue coinex ip (400/1s) x1"]),
-        ("GET", "/v2/assets", None, ["account coinex/main account (10/1s) x1", "venue coinex ip (400/1s) x1"]),
+        ("GET", "/v2/assets", None, ["account coinex/main account (10/1s) x1", IP]),
         ("GET", "/v2/spot/pending-order/?market=BTCUSDT", None,
          ["account coinex/main order_query (50/1s) x1", "venue coinex ip (400/1s) x1"]),
     ],
@@ -184,3 +188,10 @@ def test_rate_limit_groups_charge_every_spelling_of_an_endpoint(
     tmp_path: Path, method: str, path: str, body: Any, charged: list[str]
 ) -> None:
     assert _charged(tmp_path, method, path, body) == charged
+
+
+def test_shipped_path_cases_pass(capsys) -> None:
+    code = main(["policy", "test", str(REPO / "policies" / "cases" / "paths.yaml")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("\nok ") == 12 and " 0 failed" in out

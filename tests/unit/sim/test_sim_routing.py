@@ -63,7 +63,8 @@ async def test_coinex_sim_executes_every_spelling_of_withdraw(spelling: str) -> 
 
 async def test_icrypex_sim_routes_case_and_trailing_slash_variants() -> None:
     vec = vectors.vector("icrypex", "rest_headers")
-    keys = {vec["inputs"]["api_key"]: {"api_key": vec["inputs"]["api_key"], "secret_key": vec["inputs"]["secret_base64"]}}
+    api_key = vec["inputs"]["api_key"]
+    keys = {api_key: {"api_key": api_key, "secret_key": vec["inputs"]["secret_base64"]}}
     sim = icrypex.create_app(keys, FakeClock(start=vec["inputs"]["ts_ms"] / 1000))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url="http://sim") as client:
         for spelling in ("/sapi/v1/wallet", "/SAPI/v1/Wallet", "/sapi/v1/wallet/", "/sapi/v1/w%61llet"):
