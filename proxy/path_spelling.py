@@ -11,7 +11,7 @@ those servers':
 * **Refused** (``proxy.routing`` raises ``bad_request``), because two servers may read them
   differently and no canonical form can pick for the venue: a percent-escape of an
   unreserved character (``%64`` for ``d``), of a control, space or non-ASCII byte (overlong
-  UTF-8 ``%c0%ae``), of ``;`` or ``+``, or a malformed ``%`` (IIS ``%u0064``); a raw ``;``,
+  UTF-8 ``%c0%ae``), of ``;``, ``+``, ``?`` or ``#``, or a malformed ``%`` (IIS ``%u0064``); a raw ``;``,
   ``+`` or ``#``. (Dots, slashes, backslashes and ``%25`` were refused before.)
 * **Canonical spelling** of what is left: the remaining escapes (``%3A`` for ``:`` and the
   other reserved characters, which every server decodes to the same character) decoded,
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 # The escapes a path may keep: reserved or otherwise printable characters that are not
-# unreserved and not '%', '+', '.', '/', ';', '\' (those have their own refusal).
-#   ! " # $ & ' ( ) * ,   : < = > ?   @   [ ] ^   `   { | }
-_KEPT_ESCAPE = r"(?:2[1-46-9ac]|3[ac-f]|40|5[bde]|60|7[b-d])"
+# unreserved and not '%', '+', '.', '/', ';', '?', '#', '\' (those have their own refusal).
+#   ! " $ & ' ( ) * ,   : < = >   @   [ ] ^   `   { | }
+_KEPT_ESCAPE = r"(?:2[1246-9ac]|3[ac-e]|40|5[bde]|60|7[b-d])"
 _REFUSED_ESCAPE = re.compile(rf"%(?!{_KEPT_ESCAPE})", re.IGNORECASE)
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -136,6 +136,8 @@ def _escape_reason(escape: str) -> str:
         )
     if char in ";+":
         return f"path contains {escape} (an encoded {char!r}), which servers read differently"
+    if char in "?#":
+        return f"path contains {escape} (an encoded {char!r}): a hop that decodes it reads a delimiter"
     if ord(char) >= 0x80:
         return f"path contains {escape}, an encoded non-ASCII byte (servers fold or reject it differently)"
     return f"path contains {escape}, an encoded space or control character (servers trim or reject it)"

@@ -57,6 +57,8 @@ def market_maker():
         (b"/coinex/main/v2/assets/with%u0064raw", "two hex digits"),  # IIS %u escapes
         (b"/coinex/main/v2/assets/withdraw%", "two hex digits"),
         (b"/coinex/main/v2/assets/withdraw#x", "fragment"),
+        (b"/coinex/main/v2/assets/withdraw%3Fx=1", "delimiter"),  # decoded by a front proxy: ?x=1
+        (b"/coinex/main/v2/assets/withdraw%23x", "delimiter"),
     ],
 )
 def test_ambiguous_path_spellings_are_refused(raw: bytes, message: str) -> None:
