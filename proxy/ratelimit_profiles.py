@@ -29,9 +29,9 @@ the ``ratelimits/`` subdirectory is never mistaken for a policy. Shape::
 Paths match as deny rules do (``docs/policies.md``, "Paths"): on the request path's
 canonical spelling (``proxy.path_spelling``: escapes decoded, any letter case, with or
 without a trailing slash), so every spelling a venue routes to an endpoint is charged to
-that endpoint's groups. A request is charged to *every* group it matches (an ``all`` group plus an endpoint
-group is how a venue-wide default is written); a rule's ``unless: [globs]`` leaves paths
-to another group. Operators override ``limit`` and
+that endpoint's groups. A request is charged to *every* group it matches (an ``all``
+group plus an endpoint group is how a venue-wide default is written); a rule's
+``unless: [globs]`` leaves paths to another group. Operators override ``limit`` and
 ``window_s`` per ``<venue>/<account>`` or per ``<venue>`` in ``rate_limits.overrides``;
 every name is checked at startup and a mistake is a ``ConfigError`` naming the field.
 """
