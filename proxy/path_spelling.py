@@ -38,7 +38,7 @@ _REFUSED_ESCAPE = re.compile(rf"%(?!{_KEPT_ESCAPE})", re.IGNORECASE)
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _REFUSED_IN_PATH = re.compile(r"[;+#]")
-_REFUSED_IN_QUERY = re.compile(r"[;#]|%(?![0-9A-Fa-f]{2})")
+_REFUSED_IN_QUERY = re.compile(r"[;#]|%(?![0-9A-Fa-f]{2})|%(?:[01][0-9A-Fa-f]|7[Ff])")
 
 
 def path_ambiguity(path: str) -> str | None:
@@ -58,8 +58,9 @@ def query_ambiguity(query: str) -> str | None:
     """Why ``query`` (raw, printable ASCII) is refused as ambiguous, or ``None``.
 
     Narrow on purpose: a raw ``;`` (one separator to some servers, part of a value to
-    Python's ``parse_qsl``), a raw ``#`` (a fragment to a server, data to us) and a ``%``
-    that is not an escape (IIS reads ``%u0070`` as ``p``, ``parse_qsl`` keeps it literally).
+    Python's ``parse_qsl``), a raw ``#`` (a fragment to a server, data to us), a ``%``
+    that is not an escape (IIS reads ``%u0070`` as ``p``, ``parse_qsl`` keeps it literally)
+    and an encoded control byte (a C-string parser ends ``price%00x`` at ``price``).
     Escapes of unreserved characters in the query are decoded the same by every parser
     (ours included) and pass.
     """
@@ -70,6 +71,8 @@ def query_ambiguity(query: str) -> str | None:
         return "query contains ';', a parameter separator to some servers and not to others (send %3B)"
     if found[0] == "#":
         return "query contains '#', which a server reads as the start of a fragment"
+    if _HEX2.fullmatch(found[0][1:]):
+        return f"query contains {found[0]}, an encoded control byte (C-string parsers stop at %00)"
     return "query contains a '%' that is not a percent-escape (%XX), which servers decode differently"
 
 

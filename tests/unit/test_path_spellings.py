@@ -74,6 +74,9 @@ def test_ambiguous_path_spellings_are_refused(raw: bytes, message: str) -> None:
         (b"market=BTCUSDT#price=1", "fragment"),
         (b"%u0070rice=1", "not a percent-escape"),
         (b"price=1%", "not a percent-escape"),
+        (b"price%00x=99999&price=1", "control byte"),
+        (b"market=BTCUSDT%0a", "control byte"),
+        (b"market=BTCUSDT%7F", "control byte"),
     ],
 )
 def test_ambiguous_query_spellings_are_refused(query: bytes, message: str) -> None:
