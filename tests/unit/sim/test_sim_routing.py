@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from proxy.clock import FakeClock
-from proxy.sim import coinex, icrypex, invex
+from proxy.sim import coinex, evedex, icrypex, invex
 from proxy.sim.base import server_path
 from proxy.sim.credentials import demo_credentials, sim_keys
 from tests import vectors
@@ -82,3 +82,12 @@ async def test_invex_sim_routes_as_starlette() -> None:
     assert decoded.status_code == 200
     assert (slash.status_code, slash.headers["location"]) == (307, "/trading/v1/markets?x=1")
     assert case.status_code == 404
+
+
+async def test_evedex_sim_routes_as_express() -> None:
+    sim = evedex.create_app({"k-1": {"wallet_private_key": "0x" + "33" * 32}}, FakeClock())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url="http://sim") as client:
+        for spelling in ("/api/user/me", "/API/User/Me", "/api/user/me/", "/api/%75ser/me"):
+            response = await client.get(spelling, headers={"x-api-key": "k-1"})
+            assert response.status_code == 200 and "wallet" in response.json(), spelling
+        assert (await client.get("/api/user/nope", headers={"x-api-key": "k-1"})).status_code == 404
