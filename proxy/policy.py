@@ -4,9 +4,16 @@ Model: stripe/smokescreen ``acl/v1/acl.go`` (``Decision{Result, Reason}``). A po
 set of clients; each client has ``allow`` and ``deny`` rules over venue, account, method
 and path. Deny wins over allow; no matching allow rule is a denial (deny by default).
 
-Globs (DESIGN.md): ``*`` matches within one path segment, ``**`` across segments;
-matching is on the raw path (no query), case-sensitive. Venue and account patterns use
-the same ``*``. Rules are compiled to regular expressions once, at load.
+Globs (DESIGN.md): ``*`` matches within one path segment, ``**`` across segments. Venue
+and account patterns use the same ``*``. Rules are compiled to regular expressions once,
+at load.
+
+Paths (``docs/policies.md``, "Paths"; ``proxy.path_spelling``): deny rules match the
+path's canonical spelling (escapes decoded, any letter case, with or without a trailing
+slash), so no spelling a venue routes to a denied endpoint escapes them. Allow rules are
+chosen on the canonical spelling too, and then must match the spelling as sent: a request
+whose path is another spelling of the first allow rule it meets is denied, never handed
+to a later, broader rule.
 
 Trading-aware rules (``docs/policies.md``): an allow rule may also constrain request fields
 (``proxy.policy_fields``). Deciding takes two steps so that the body is read only when it
@@ -25,13 +32,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from proxy.path_spelling import PathGlob, canonical_path, glob_regex
 from proxy.policy_fields import Constraints, RequestFields, parse_request_fields
 
 
 def compile_glob(pattern: str) -> re.Pattern[str]:
-    parts = re.split(r"(\*\*|\*)", pattern)
-    regex = "".join(".*" if p == "**" else "[^/]*" if p == "*" else re.escape(p) for p in parts)
-    return re.compile(regex + r"\Z", re.DOTALL)
+    return re.compile(glob_regex(pattern) + r"\Z", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +54,23 @@ class Rule:
     venues: tuple[re.Pattern[str], ...]
     accounts: tuple[re.Pattern[str], ...]
     methods: frozenset[str] | None  # None: any method
-    paths: tuple[re.Pattern[str], ...]
+    paths: tuple[PathGlob, ...]  # proxy.path_spelling.compile_path_glob
     summary: str
     report: bool = False  # effective mode: the rule's own, else its client's
     constraints: Constraints | None = None  # allow rules only; None: the path decides
 
-    def matches(self, venue: str, account: str, method: str, path: str) -> bool:
+    def matches(self, venue: str, account: str, method: str, canonical: str) -> bool:
+        """Whether the rule covers the request; ``canonical`` is ``canonical_path(path)``."""
         return (
             any(p.match(venue) for p in self.venues)
             and any(p.match(account) for p in self.accounts)
             and (self.methods is None or method in self.methods)
-            and any(p.match(path) for p in self.paths)
+            and any(p.matches_canonical(canonical) for p in self.paths)
         )
+
+    def spelled_as(self, path: str) -> bool:
+        """Whether the path as sent matches one of the rule's globs as written."""
+        return any(p.match(path) for p in self.paths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,21 +123,34 @@ def decide(client: Client, venue: str, account: str, method: str, path: str) -> 
     Settles the request unless a path-matching allow rule constrains fields: then the
     result has ``pending`` set and ``decide_fields`` must finish it.
     """
+    canonical = canonical_path(path)
     shadow = None
     for rule in client.deny:
-        if rule.matches(venue, account, method, path):
+        if rule.matches(venue, account, method, canonical):
             reason = f"deny rule {rule.name} matches ({rule.summary})"
             if not rule.report:
                 return Decision(False, reason, rule.name)
             shadow = shadow or reason
     candidates: list[Rule] = []
+    misspelled = None
     for rule in client.allow:
-        if rule.matches(venue, account, method, path):
+        if rule.matches(venue, account, method, canonical):
+            if not rule.spelled_as(path):
+                # Another spelling of a path this rule names (letter case, trailing slash,
+                # an escape): the venue may route it to the rule's endpoint, so a later,
+                # broader rule must not allow it without this rule's constraints.
+                misspelled = rule
+                break
             candidates.append(rule)
             if rule.constraints is None:
                 break
     if not candidates:
         default = f"no allow rule for client {client.name} matches {method} {path} on {venue}/{account}"
+        if misspelled is not None:
+            default = (
+                f"{path} is another spelling (letter case, trailing slash or escapes) of a path allow "
+                f"rule {misspelled.name} names ({misspelled.summary}); only the rule's spelling is allowed"
+            )
         if client.report:
             return _settle(
                 Decision(False, shadow or default), Decision(True, f"client {client.name} is in report mode")

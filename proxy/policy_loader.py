@@ -32,6 +32,7 @@ from pydantic import (
 from proxy.config_errors import ConfigError, from_validation_error
 from proxy.example_tokens import example_token
 from proxy.order_fields import FieldName, load_order_fields
+from proxy.path_spelling import compile_path_glob, path_ambiguity
 from proxy.policy import Client, PolicySet, RateSpec, Rule, compile_glob
 from proxy.policy_fields import Bounds, Constraints, FieldRange, Notional, OneOf
 
@@ -116,6 +117,9 @@ class RuleModel(_Strict):
         for path in value:
             if not (path.startswith("/") or path.startswith("**")):
                 raise ValueError(f"path pattern {path!r} must start with '/' or '**'")
+            problem = path_ambiguity(path)  # the proxy refuses such paths: the rule could never match
+            if problem is not None:
+                raise ValueError(f"path pattern {path!r} names a spelling the proxy refuses: {problem}")
         return value
 
 
@@ -288,7 +292,7 @@ def _rule(path: Path, client: str, kind: str, index: int, model: RuleModel, clie
         venues=(compile_glob(model.venue),),
         accounts=tuple(compile_glob(a) for a in model.accounts),
         methods=None if model.methods is None else frozenset(model.methods),
-        paths=tuple(compile_glob(p) for p in model.paths),
+        paths=tuple(compile_path_glob(p) for p in model.paths),
         summary=summary,
         report=mode == "report",
         constraints=constraints,

@@ -19,6 +19,7 @@ from typing import Any
 
 from proxy.config_errors import ConfigError
 from proxy.errors import RateLimited
+from proxy.path_spelling import canonical_path
 from proxy.policy import PolicySet, RateSpec
 from proxy.ratelimit import Bucket, Limiter
 from proxy.ratelimit_profiles import PROFILE_DIR, SHIPPED_PROFILES, Feedback, Group, Profile, load_profiles
@@ -63,10 +64,11 @@ def _buckets(
     groups: Iterable[Group], owner: str, request: OutgoingRequest, stream: bool
 ) -> tuple[Bucket, ...]:
     found = []
+    canonical = canonical_path(request.path)  # every spelling the venue routes here pays here
     for group in groups:
         if group.streams != stream:  # a stream open is not a REST call to the REST host
             continue
-        rule = group.rule_for(request.method, request.path)
+        rule = group.rule_for(request.method, canonical)
         if rule is not None:
             found.append(group.bucket(owner, rule.cost_of(request.body)))
     return tuple(found)

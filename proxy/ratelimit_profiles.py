@@ -32,9 +32,12 @@ the ``ratelimits/`` subdirectory is never mistaken for a policy. Shape::
         match:
           - {paths: ["/v2/spot", "/v2/futures"]}
 
-A request is charged to *every* group it matches (an ``all`` group plus an endpoint
-group is how a venue-wide default is written); a rule's ``unless: [globs]`` leaves paths
-to another group. Operators override ``limit`` and
+Paths match as deny rules do (``docs/policies.md``, "Paths"): on the request path's
+canonical spelling (``proxy.path_spelling``: escapes decoded, any letter case, with or
+without a trailing slash), so every spelling a venue routes to an endpoint is charged to
+that endpoint's groups. A request is charged to *every* group it matches (an ``all``
+group plus an endpoint group is how a venue-wide default is written); a rule's
+``unless: [globs]`` leaves paths to another group. Operators override ``limit`` and
 ``window_s`` per ``<venue>/<account>`` or per ``<venue>`` in ``rate_limits.overrides``;
 every name is checked at startup and a mistake is a ``ConfigError`` naming the field.
 """
@@ -51,7 +54,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from proxy.config_errors import ConfigError, from_validation_error
-from proxy.policy import RateSpec, compile_glob
+from proxy.path_spelling import canonical_glob_regex
+from proxy.policy import RateSpec
 from proxy.ratelimit import Bucket, Window
 from proxy.signers.base import UpstreamReply
 
@@ -133,11 +137,12 @@ class Rule:
     unless: re.Pattern[str] | None
     per_item: str | None  # None: one unit per request
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, canonical: str) -> bool:
+        """``canonical``: the request path's ``proxy.path_spelling.canonical_path``."""
         return (
             (self.methods is None or method in self.methods)
-            and self.paths.match(path) is not None
-            and (self.unless is None or self.unless.match(path) is None)
+            and self.paths.match(canonical) is not None
+            and (self.unless is None or self.unless.match(canonical) is None)
         )
 
     def cost_of(self, body: bytes) -> float:
@@ -162,9 +167,9 @@ class Group:
     rules: tuple[Rule, ...]
     streams: bool = False  # True: charged for stream opens (GET of the stream path), never REST
 
-    def rule_for(self, method: str, path: str) -> Rule | None:
+    def rule_for(self, method: str, canonical: str) -> Rule | None:
         for rule in self.rules:
-            if rule.matches(method, path):
+            if rule.matches(method, canonical):
                 return rule
         return None
 
@@ -251,7 +256,7 @@ def _group(name: str, model: GroupModel, default_algorithm: str) -> Group:
 
 
 def _globs(patterns: list[str]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{compile_glob(p).pattern})" for p in patterns), re.DOTALL)
+    return re.compile("|".join(f"(?:{canonical_glob_regex(p)}\\Z)" for p in patterns), re.DOTALL)
 
 
 def _retry_after(reply: UpstreamReply) -> float:

@@ -10,7 +10,14 @@ HTTP client might resolve differently from us gets ``bad_request``:
 * an encoded slash or backslash (``%2f``, ``%5c``, double-encoded ``%25…``) and a literal
   backslash;
 * anything that is not printable ASCII (control bytes, raw non-ASCII);
-* an absolute-form request target (``GET http://host/path``), flagged by ``proxy.server``.
+* an absolute-form request target (``GET http://host/path``), flagged by ``proxy.server``;
+* a spelling a venue's server may route as another path (``proxy.path_spelling``): a
+  percent-encoded unreserved character (``%64`` for ``d``), an encoded space, control or
+  non-ASCII byte, ``;`` or ``+`` (raw or encoded), a ``#``, a malformed ``%``; and in the
+  query a raw ``;``, a ``#`` or a malformed ``%``.
+
+What is left has one canonical spelling (``proxy.path_spelling.canonical_path``), on which
+deny rules and rate-limit groups decide.
 
 Routing only splits; whether the venue and account exist is ``resolve``'s job.
 """
@@ -21,6 +28,7 @@ import re
 from dataclasses import dataclass
 
 from proxy.errors import BadRequest, UnknownRoute
+from proxy.path_spelling import path_ambiguity, query_ambiguity
 
 # Percent-encodings that decode to '.', '/', '\' (and '%', which hides the others).
 _DANGEROUS_ESCAPE = re.compile(rb"%(2e|2f|5c|25)", re.IGNORECASE)
@@ -50,6 +58,10 @@ def parse_route(raw_path: bytes, query: bytes) -> Route:
     if not raw_path.startswith(b"/"):
         raise BadRequest("request target must be origin-form (/<venue>/<account>/<path>)")
     text = raw_path.decode("ascii")
+    raw_query = query.decode("ascii")
+    problem = path_ambiguity(text) or (query_ambiguity(raw_query) if raw_query else None)
+    if problem is not None:
+        raise BadRequest(problem)
     segments = text.split("/")[1:]
     if len(segments) < 3:
         raise UnknownRoute("proxy path must be /<venue>/<account>/<upstream path>")
@@ -60,7 +72,7 @@ def parse_route(raw_path: bytes, query: bytes) -> Route:
     if not (_NAME.match(venue) and _NAME.match(account)):
         raise UnknownRoute("unknown venue or account")
     upstream = "/" + "/".join(segments[2:])
-    return Route(venue, account, upstream, query.decode("ascii"))
+    return Route(venue, account, upstream, raw_query)
 
 
 def _vet_bytes(raw: bytes, what: str) -> None:

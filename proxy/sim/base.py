@@ -23,6 +23,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from proxy.clock import Clock, SystemClock
 
@@ -56,6 +57,24 @@ class ReceivedRequest:
     @property
     def query(self) -> str:
         return self.target.partition("?")[2]
+
+
+def server_path(raw_path: str, *, fold_case: bool = True, trailing_slash: bool = True) -> str:
+    """The path a standard web server routes ``raw_path`` to (written here, not taken from the
+    proxy, so that the proxy's own reading is checked against it).
+
+    Servers route on the percent-decoded path (ASP.NET Core, Go ``net/http``, nginx,
+    Starlette's ``scope["path"]``); many match routes case-insensitively (ASP.NET Core,
+    Express/NestJS by default: ``fold_case``) and treat ``/x/`` as ``/x`` (ASP.NET Core,
+    Express non-strict routing, Spring before 6: ``trailing_slash``). Signatures are still
+    verified over the raw bytes: only routing uses this.
+    """
+    path = unquote(raw_path) if "%" in raw_path else raw_path
+    if fold_case:
+        path = path.lower()
+    if trailing_slash and len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    return path
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,12 @@ Checks, in order (the order and the 4004 are this sim's choice; the codes are Co
 Endpoints: every path under ``/v2/`` requires authentication (``GET /v2/ping`` excepted).
 ``POST /v2/spot/order`` stores and echoes the order with an ``order_id``;
 ``GET /v2/spot/pending-order`` lists the key's stored orders (``market`` filter);
-``GET /v2/assets/spot/balance`` returns fixed balances; any other ``/v2/`` path answers
-``data: {}``.
+``GET /v2/assets/spot/balance`` returns fixed balances; ``POST /v2/assets/withdraw``
+records a withdrawal (``CoinexSim.withdrawals``: tests see whether one got through); any
+other ``/v2/`` path answers ``data: {}``. Routing is a standard web server's
+(``proxy.sim.base.server_path``): percent-decoded, case-insensitive, ``/x/`` is ``/x``
+(CoinEx's server is not documented; this is the broadest common reading, so a spelling
+the proxy lets past a deny rule shows up here). The signature covers the raw bytes.
 
 WebSocket (``/v2/spot`` and ``/v2/futures``; venues.md section 5): requests are JSON
 ``{"method", "params", "id"}``; every server frame is a **gzip-compressed binary** frame
@@ -48,7 +52,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from proxy.clock import Clock, SystemClock
-from proxy.sim.base import ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response
+from proxy.sim.base import ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response, server_path
 
 DEFAULT_WINDOW_MS = 5000  # guide: "5000 milliseconds (default)"
 _HEX_SIGN = re.compile(r"[0-9a-fA-F]{64}")
@@ -94,17 +98,19 @@ class CoinexSim:
         self.keys = keys
         self.clock = clock
         self.orders: dict[str, list[dict[str, Any]]] = {}
+        self.withdrawals: list[dict[str, Any]] = []
         self._ids = itertools.count(136_000_000_001)
 
     def handle(self, request: ReceivedRequest) -> SimResponse:
-        if request.method == "GET" and request.path == "/v2/ping":
+        path = server_path(request.path)
+        if request.method == "GET" and path == "/v2/ping":
             return ok({"result": "pong"})
-        if not request.path.startswith("/v2/"):
+        if not path.startswith("/v2/"):
             return NOT_FOUND
         code = self.authenticate(request)
         if code:
             return fail(code)
-        return self.route(request)
+        return self.route(request, path)
 
     def authenticate(self, request: ReceivedRequest) -> int:
         """0 when authentic, else the CoinEx error code."""
@@ -123,15 +129,29 @@ class CoinexSim:
         expected = expected_sign(account["secret_key"], request, timestamp)
         return 0 if hmac.compare_digest(expected.encode(), sign.encode()) else 4006
 
-    def route(self, request: ReceivedRequest) -> SimResponse:
+    def route(self, request: ReceivedRequest, path: str) -> SimResponse:
+        """``path``: what the server routes on (``server_path``), not the signed bytes."""
         access_id = request.header("x-coinex-key") or ""
-        if (request.method, request.path) == ("POST", "/v2/spot/order"):
+        if (request.method, path) == ("POST", "/v2/spot/order"):
             return self.place_order(access_id, request.body)
-        if (request.method, request.path) == ("GET", "/v2/spot/pending-order"):
+        if (request.method, path) == ("GET", "/v2/spot/pending-order"):
             return self.pending_orders(access_id, parse_qs(request.query))
-        if (request.method, request.path) == ("GET", "/v2/assets/spot/balance"):
+        if (request.method, path) == ("GET", "/v2/assets/spot/balance"):
             return ok(_BALANCES)
+        if (request.method, path) == ("POST", "/v2/assets/withdraw"):
+            return self.withdraw(access_id, request.body)
         return ok({})
+
+    def withdraw(self, access_id: str, body: bytes) -> SimResponse:
+        try:
+            params = json.loads(body)
+        except ValueError:
+            return fail(4004)
+        if not isinstance(params, dict):
+            return fail(4004)
+        withdrawal = {"withdraw_id": next(self._ids), "access_id": access_id, **params}
+        self.withdrawals.append(withdrawal)
+        return ok(withdrawal)
 
     def place_order(self, access_id: str, body: bytes) -> SimResponse:
         try:

@@ -17,6 +17,8 @@ bodies need the body's ``chainId`` (where the type carries it), amounts with at 
 decimals, and a signature by that same wallet.
 
 Choices where the venue is undocumented (``../shared/venues.md`` section 2, open questions):
+routing as NestJS on Express does by default (``proxy.sim.base.server_path``): on the
+decoded path, case-insensitive, a trailing slash ignored, path values keeping their case;
 401 ``{"message": "Unauthorized"}`` for any missing/expired/unknown credential on the
 trading API and for a refused nonce, SIWE signature or refresh token; 400 ``{"message"}``
 for malformed payloads and bad order signatures (OpenAPI ``ErrorResponse``); 404 for
@@ -35,13 +37,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
-from urllib.parse import unquote
 
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 
 from proxy.clock import Clock
-from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response
+from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response, server_path
 from proxy.sim.evedex_ws import EvedexStreams
 
 NONCE_TTL_S = 300
@@ -151,16 +152,17 @@ class EvedexSim(SimVenue):
 
     def _handle(self, request: ReceivedRequest) -> SimResponse:
         try:
-            if request.path.startswith("/auth/"):
-                return self._auth_api(request)
-            return self._trading_api(request, self._authenticate(request))
+            path = server_path(request.path, fold_case=False)  # path values keep their case
+            if path.lower().startswith("/auth/"):
+                return self._auth_api(request, path.lower())
+            return self._trading_api(request, path, self._authenticate(request))
         except _Rejected as rejected:
             return rejected.response
 
     # --- auth API --------------------------------------------------------------------------
 
-    def _auth_api(self, request: ReceivedRequest) -> SimResponse:
-        route = (request.method, request.path)
+    def _auth_api(self, request: ReceivedRequest, path: str) -> SimResponse:
+        route = (request.method, path)
         if route == ("GET", "/auth/nonce"):
             nonce = secrets.token_hex(8)
             self._nonces[nonce] = self.clock.now()
@@ -257,21 +259,21 @@ class EvedexSim(SimVenue):
             raise _unauthorized()
         return str(claims["sub"])
 
-    def _trading_api(self, request: ReceivedRequest, wallet: str) -> SimResponse:
-        method, path = request.method, request.path
-        if (method, path) == ("GET", "/api/user/me"):
+    def _trading_api(self, request: ReceivedRequest, path: str, wallet: str) -> SimResponse:
+        method = request.method
+        if (method, path.lower()) == ("GET", "/api/user/me"):
             return json_response(200, {"wallet": wallet})
-        if (method, path) == ("GET", "/api/order/opened"):
+        if (method, path.lower()) == ("GET", "/api/order/opened"):
             mine = [o for o in self.orders.values() if o["wallet"] == wallet and o["status"] == "NEW"]
             return json_response(200, {"list": mine, "count": len(mine)})
-        if method == "DELETE" and (found := re.fullmatch(r"/api/order/([^/]+)", path)):
-            self._own_order(unquote(found[1]), wallet)["status"] = "CANCELLED"
+        if method == "DELETE" and (found := re.fullmatch(r"/api/order/([^/]+)", path, re.IGNORECASE)):
+            self._own_order(found[1], wallet)["status"] = "CANCELLED"
             return json_response(200, {})
         for route_method, pattern, schema in ORDER_ROUTES:
-            if method == route_method and (found := re.fullmatch(pattern, path)):
-                values = {k: unquote(v) for k, v in found.groupdict().items() if k != "kind"}
+            if method == route_method and (found := re.fullmatch(pattern, path, re.IGNORECASE)):
+                values = {k: v for k, v in found.groupdict().items() if k != "kind"}
                 return self._order_request(
-                    schema + (found.groupdict().get("kind") or ""), values, request, wallet
+                    schema + (found.groupdict().get("kind") or "").lower(), values, request, wallet
                 )
         raise _Rejected(404, "Not Found")
 

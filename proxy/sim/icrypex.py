@@ -13,7 +13,9 @@ exceeds ``ICX-NONCE`` (this sim rejects early timestamps as well as late ones: t
 describe the tolerance as absorbing clock differences either way), or the signature differs.
 
 Unknown paths/methods are 404 with an empty body, checked *before* authentication (the
-order is this sim's choice). Endpoints (``trading-authenticated.md``, ``funding.md``):
+order is this sim's choice). Routing is ASP.NET Core's default (``proxy.sim.base.server_path``):
+percent-decoded, case-insensitive, a trailing slash ignored. Endpoints
+(``trading-authenticated.md``, ``funding.md``):
 ``POST /sapi/v1/orders`` (JSON body; 400 ``{"code", "message"}`` when invalid),
 ``GET /sapi/v1/orders`` (open orders, pagination model), ``DELETE /sapi/v1/orders?orderId=``
 (422 when unknown), ``GET /sapi/v1/orders/history``, ``GET /sapi/v1/trades`` and
@@ -44,7 +46,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from proxy.clock import Clock, SystemClock
-from proxy.sim.base import ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response
+from proxy.sim.base import ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response, server_path
 
 MAX_TOLERANCE_MS = 60_000
 UNAUTHORIZED = SimResponse(401, b"", ())
@@ -99,7 +101,7 @@ class IcrypexSim:
         }
 
     def handle(self, request: ReceivedRequest) -> SimResponse:
-        route = self.routes.get((request.method, request.path))
+        route = self.routes.get((request.method, server_path(request.path)))
         if route is None:
             return NOT_FOUND
         return route(request) if self.authentic(request) else UNAUTHORIZED

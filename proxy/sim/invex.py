@@ -14,6 +14,9 @@ Choices where the venue is undocumented (``../shared/venues.md`` section 1, open
   answer 422 in FastAPI's ``HTTPValidationError`` shape.
 * A naive ``expire_at`` is read in ``expire_at_timezone`` (default ``Asia/Tehran``, the
   signer's default; see ``proxy.signers.invex`` for why).
+* Routing is Starlette's: on the percent-decoded path (``scope["path"]``), case-sensitive;
+  a path that only differs from a route by its trailing slash answers 307 to that route
+  (``redirect_slashes``), which executes nothing.
 * Public endpoints (``/markets``, ``/market-depth``; no security in the swagger) answer
   without credentials but, when an API key header is present, verify it anyway: stricter
   than the venue may be, so a signer bug on them still fails a test.
@@ -37,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
 from proxy.clock import Clock
-from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response
+from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response, server_path
 
 Params = dict[str, Any]
 Endpoint = Callable[[Params], Any]
@@ -193,10 +196,15 @@ class _Verifier:
 
 
 def _dispatch(verifier: _Verifier, clock: Clock, request: ReceivedRequest) -> SimResponse:
-    route = ROUTES.get((request.method, request.path))
+    path = server_path(request.path, fold_case=False, trailing_slash=False)
+    route = ROUTES.get((request.method, path))
     if route is None:
-        if request.path in _PATHS:
+        if path in _PATHS:
             return json_response(405, {"detail": "Method Not Allowed"})
+        other = path[:-1] if path.endswith("/") else path + "/"
+        if other in _PATHS:  # Starlette's redirect_slashes
+            location = other + ("?" + request.query if request.query else "")
+            return SimResponse(307, b"", (("location", location),))
         return json_response(404, {"detail": "Not Found"})
     try:
         where, params = _read_params(request)

@@ -122,6 +122,11 @@ async def test_policy_denial_sends_nothing(stack: LocalStack, http: httpx.AsyncC
         ("/coinex/main/v2//spot/order", "bad_request", 400),
         ("/coinex/main/v2/assets/%2fwithdraw", "bad_request", 400),
         ("http://evil.example/coinex/main/v2/assets/spot/balance", "bad_request", 400),
+        # spellings a standard server routes to withdraw (docs/policies.md, "Paths"); GET /** is allowed
+        ("/coinex/main/v2/assets/with%64raw", "bad_request", 400),
+        ("/coinex/main/v2/assets/withdraw;x=1", "bad_request", 400),
+        ("/coinex/main/v2/assets/WITHDRAW", "policy_denied", 403),
+        ("/coinex/main/v2/assets/withdraw/", "policy_denied", 403),
     ],
 )
 async def test_route_errors(stack: LocalStack, path: str, code: str, status: int) -> None:

@@ -1,9 +1,11 @@
 """Path confusion, property-based: whatever path a client crafts, a request reaches the
-venue only if the path *as forwarded* matches an allow rule and no deny rule, and the
-forwarded path is byte for byte the one the client sent.
+venue only if the path *as forwarded* matches an allow rule and the path *as the venue
+reads it* matches no deny rule, and the forwarded path is byte for byte the one the client
+sent.
 
-The oracle below is an independent, naive glob matcher (segment by segment), not the
-proxy's compiled regular expressions. Requests are driven straight into the ASGI app with
+The oracle is an independent, naive glob matcher (segment by segment) and an independent
+reading of the path by the venue's server (``tests.unit.path_oracle``), not the proxy's
+compiled regular expressions. Requests are driven straight into the ASGI app with
 a hand-built scope, so no HTTP client normalises the path on the way in.
 """
 
@@ -25,6 +27,7 @@ from proxy.ratelimit import MemoryLimiter
 from proxy.signers import owned_headers
 from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.signers.coinex import CoinexSigner
+from tests.unit.path_oracle import glob_matches, venue_reading
 
 ALLOW = ["/v2/spot/**", "/v2/assets/*"]
 DENY = ["**/withdraw*"]
@@ -70,30 +73,10 @@ SEGMENTS = [
 ]
 
 
-def _segment_match(pattern: str, text: str) -> bool:
-    """'*' within one segment; literal otherwise."""
-    if not pattern:
-        return not text
-    if pattern[0] == "*":
-        return any(_segment_match(pattern[1:], text[i:]) for i in range(len(text) + 1))
-    return bool(text) and text[0] == pattern[0] and _segment_match(pattern[1:], text[1:])
-
-
-def _glob(pattern: list[str], path: list[str]) -> bool:
-    if not pattern:
-        return not path
-    if pattern[0] == "**":  # any number of whole segments (at least one, as the path has a leading '/')
-        return any(_glob(pattern[1:], path[i:]) for i in range(len(path) + 1))
-    return bool(path) and _segment_match(pattern[0], path[0]) and _glob(pattern[1:], path[1:])
-
-
 def oracle_allows(path: str) -> bool:
-    def matches(glob: str) -> bool:
-        if glob.startswith("**"):  # '**/x' : any prefix of segments, then x
-            return _glob(["**", *glob[3:].split("/")], path.split("/")[1:])
-        return _glob(glob.split("/")[1:], path.split("/")[1:])
-
-    return any(matches(g) for g in ALLOW) and not any(matches(g) for g in DENY)
+    venue = venue_reading(path)
+    allowed = any(glob_matches(g, path) for g in ALLOW)
+    return allowed and not any(glob_matches(g, venue) for g in DENY)
 
 
 class Recorder:
@@ -169,4 +152,6 @@ def test_oracle_sanity() -> None:
     assert not oracle_allows("/v2/assets/a/b")
     assert not oracle_allows("/v2/spot/withdraw")
     assert not oracle_allows("/v2/spot/x/withdrawal")
-    assert oracle_allows("/v2/spot/WITHDRAW")  # case-sensitive, as specified: the venue must see it literally
+    assert not oracle_allows("/v2/spot/WITHDRAW")  # a case-insensitive server routes it to withdraw
+    assert not oracle_allows("/v2/spot/withdraw;x")  # Tomcat cuts ';x' off
+    assert not oracle_allows("/v2/spot/with%64raw")

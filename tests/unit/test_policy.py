@@ -27,7 +27,7 @@ def policies():
         ("/v2/spot/**", "/v2/spot", False),
         ("**/withdraw*", "/v2/assets/withdraw", True),
         ("**/withdraw*", "/v2/assets/withdrawal-address", True),
-        ("**/withdraw*", "/v2/assets/WITHDRAW", False),  # case-sensitive, as specified
+        ("**/withdraw*", "/v2/assets/WITHDRAW", False),  # exact; deny rules: test_path_spellings
         ("/v2/spot/order", "/v2/spot/order;x", False),
         ("/v2/a.b", "/v2/aXb", False),  # '.' is literal, not a regex wildcard
     ],

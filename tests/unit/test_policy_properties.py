@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.order_fields import load_order_fields
+from proxy.path_spelling import compile_path_glob
 from proxy.policy import Client, Rule, compile_glob, decide_request
 from proxy.policy_fields import Bounds, Constraints, FieldRange, Notional, OneOf
 
@@ -30,7 +31,7 @@ def _rule(index: int, path: str, constraints: Constraints | None, report: bool =
         (compile_glob("coinex"),),
         ANY,
         None,
-        (compile_glob(path),),
+        (compile_path_glob(path),),
         "",
         report,
         constraints,
