@@ -145,6 +145,8 @@ def _profile_groups(method: str, endpoint: str) -> set[str]:
     profile = yaml.safe_load((REPO / "policies" / "ratelimits" / "coinex.yaml").read_text())
     groups = set()
     for name, group in profile["groups"].items():
+        if group.get("streams"):  # charged for stream opens only, never for a REST call
+            continue
         for rule in group["match"]:
             if rule.get("methods") and method not in rule["methods"]:
                 continue

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def market_maker():
-    return load_policies(REPO / "policies").clients["market-maker"]
+    return load_policies(REPO / "policies", allow_example_tokens=True).clients["market-maker"]
 
 
 # --- refused at routing: no canonical form can say what the venue will read ------------------
