@@ -27,7 +27,7 @@ from proxy.signers.base import SessionEvents
 
 log = logging.getLogger("signing_proxy.reload")
 
-_RESTART_ONLY = ("listen", "admin", "vault", "upstream", "rate_limits", "websocket")
+_RESTART_ONLY = ("listen", "admin", "vault", "upstream", "rate_limits", "websocket", "errors")
 
 
 class Reloader:
