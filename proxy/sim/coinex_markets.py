@@ -134,8 +134,8 @@ def _chain(chain: str, fee: str, min_withdraw: str, precision: int) -> dict[str,
 
 
 def _asset(ccy: str, *chains: dict[str, Any]) -> dict[str, Any]:
-    flags = {"deposit_enabled": True, "withdraw_enabled": True, "inter_transfer_enabled": True, "is_st": False}
-    return {"asset": {"ccy": ccy, **flags}, "chains": list(chains)}
+    flags = {"deposit_enabled": True, "withdraw_enabled": True, "inter_transfer_enabled": True}
+    return {"asset": {"ccy": ccy, **flags, "is_st": False}, "chains": list(chains)}
 
 
 ASSETS: list[dict[str, Any]] = [

@@ -185,7 +185,8 @@ async def test_market_lists_carry_the_fields_sdks_parse(client: httpx.AsyncClien
     assert {"BTCUSDT", "ETHUSDT"} <= set(spot) and {"BTCUSDT", "ETHUSDT"} <= set(futures)
     btc = spot["BTCUSDT"]
     assert (btc["base_ccy"], btc["quote_ccy"], btc["min_amount"]) == ("BTC", "USDT", "0.0001")
-    assert btc["base_ccy_precision"] == 8 and btc["quote_ccy_precision"] == 2 and btc["is_api_trading_available"]
+    assert btc["base_ccy_precision"] == 8 and btc["quote_ccy_precision"] == 2
+    assert btc["is_api_trading_available"] is True
     assert futures["BTCUSDT"]["contract_type"] == "linear" and futures["BTCUSDT"]["leverage"][-1] == "100"
     one = (await client.get("/v2/spot/ticker?market=ETHUSDT")).json()["data"]
     assert [t["market"] for t in one] == ["ETHUSDT"] and one[0]["last"] == "3120.42"
