@@ -10,15 +10,18 @@ Each refusal must raise the exception ccxt documents for it, with the proxy's re
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import ccxt.async_support as ccxt
 import pytest
 import pytest_asyncio
 
+from proxy.policy_cases import evaluate, load_world
 from proxy.stack import LocalStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 
 def coinex_client(base_url: str, token: str) -> ccxt.coinex:
@@ -92,6 +95,12 @@ async def test_ccxt_flow_load_markets_order_list_cancel_balance(
         assert expected in targets
     # Every request reached the venue signed by the proxy, never with ccxt's placeholder key.
     assert all(r.header("x-coinex-key") == stack.credentials["coinex"]["api_key"] for r in seen)
+    # The shipped example policy lets its market-maker make every one of these calls.
+    world = load_world(None, SHIPPED_POLICIES)
+    market_maker = world.policies.clients["market-maker"]
+    for r in seen:
+        decision = evaluate(world, market_maker, "coinex", "main", r.method, r.target, r.body)
+        assert decision.allowed, f"policies/example.yaml refuses ccxt's {r.method} {r.target}: {decision.reason}"
 
 
 async def _refusal(call: Any, expected: type[Exception]) -> str:
