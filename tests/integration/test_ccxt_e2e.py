@@ -9,6 +9,7 @@ Each refusal must raise the exception ccxt documents for it, with the proxy's re
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import ccxt.async_support as ccxt
 import pytest
 import pytest_asyncio
 
+from proxy.ccxt_snippet import ccxt_snippet
 from proxy.policy_cases import evaluate, load_world
 from proxy.stack import LocalStack
 
@@ -138,3 +140,21 @@ async def test_ccxt_rate_limit_is_rate_limit_exceeded(clients: dict[str, Any]) -
 
     reason = await _refusal(drain, ccxt.RateLimitExceeded)
     assert reason.startswith("coinex signing-proxy rate_limited: rate limit exhausted: ")
+
+
+async def test_the_printed_snippet_runs_as_is(stack: LocalStack) -> None:
+    """The demo banner's and README's snippet, pasted into a Python shell (sync ccxt)."""
+    snippet = ccxt_snippet(stack.proxy_url, "coinex", stack.account, stack.clients["trader"].token)
+    printed: list[Any] = []
+    namespace: dict[str, Any] = {"print": printed.append}
+
+    def paste() -> None:
+        try:
+            exec(snippet, namespace)
+        finally:
+            if "exchange" in namespace:
+                namespace["exchange"].session.close()
+
+    await asyncio.to_thread(paste)  # sync ccxt blocks: off the loop that serves the proxy
+    print(f"snippet printed: {printed}")
+    assert printed and printed[0]["USDT"] == 25000 and printed[0]["BTC"] == 1.25
