@@ -17,8 +17,8 @@ order is this sim's choice). Endpoints (``trading-authenticated.md``, ``funding.
 ``POST /sapi/v1/orders`` (JSON body; 400 ``{"code", "message"}`` when invalid),
 ``GET /sapi/v1/orders`` (open orders, pagination model), ``DELETE /sapi/v1/orders?orderId=``
 (422 when unknown), ``GET /sapi/v1/orders/history``, ``GET /sapi/v1/trades`` and
-``GET /sapi/v1/wallet``. An order on a symbol outside the market set gets 400
-``INVALID_REQUEST``. Public market data (``trading-public.md``; ``proxy.sim.icrypex_markets``):
+``GET /sapi/v1/wallet``. Orders on symbols outside the market set are accepted (this sim's
+leniency: tests sign orders on any symbol). Public market data (``trading-public.md``; ``proxy.sim.icrypex_markets``):
 ``GET /v1/exchange/info``, ``GET /v1/tickers`` and ``GET /v1/orderbook?symbol=`` answer
 without credentials; when ``ICX-API-KEY`` is sent anyway it is verified (stricter than the
 venue may be, so a signer bug on them still fails a test). An unknown orderbook symbol is
@@ -150,8 +150,8 @@ class IcrypexSim:
             return error(400, "INVALID_REQUEST", "Request body must be JSON")
         if not isinstance(params, dict) or any(field not in params for field in _ORDER_FIELDS):
             return error(400, "INVALID_REQUEST", "symbol, type and side are required")
-        if not isinstance(params["symbol"], str) or params["symbol"] not in markets.SYMBOLS:
-            return error(400, "INVALID_REQUEST", f"Unknown symbol {params['symbol']}")
+        if not isinstance(params["symbol"], str):
+            return error(400, "INVALID_REQUEST", "symbol must be a string")
         order = self.new_order(params)
         self.orders[order["id"]] = order
         return json_response(200, self.placement_reply(order))

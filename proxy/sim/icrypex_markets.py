@@ -70,7 +70,6 @@ PAIRS = [
     _pair("BTC", "USDT", "5", 2, "0.01"),
     _pair("ETH", "USDT", "5", 2, "0.01"),
 ]
-SYMBOLS = frozenset(pair["symbol"] for pair in PAIRS)
 
 # symbol -> (last, bid, ask, low, high, volume)
 _PRICES = {

@@ -216,7 +216,7 @@ async def test_order_lifecycle_place_list_cancel(client: httpx.AsyncClient) -> N
 @pytest.mark.parametrize(
     ("change", "code"),
     [
-        ({"market": "DOGEUSDT"}, 4004),
+        ({"market": ["BTCUSDT"]}, 4004),
         ({"side": "hold"}, 4004),
         ({"type": "stop"}, 4004),
         ({"market_type": "FUTURES"}, 4004),

@@ -135,7 +135,6 @@ async def test_public_endpoint_verifies_a_key_that_is_sent(client: httpx.AsyncCl
     assert (await client.get("/v1/tickers", headers=_with(**{"ICX-SIGN": "AAAA"}))).status_code == 401
 
 
-@pytest.mark.parametrize("symbol", ["DOGETRY", ["BTCTRY"], "btctry"])
-async def test_order_outside_the_market_set_is_400(client: httpx.AsyncClient, symbol: object) -> None:
-    response = await client.post("/sapi/v1/orders", json={**ORDER, "symbol": symbol}, headers=HEADERS)
+async def test_order_symbol_must_be_a_string(client: httpx.AsyncClient) -> None:
+    response = await client.post("/sapi/v1/orders", json={**ORDER, "symbol": ["BTCTRY"]}, headers=HEADERS)
     assert response.status_code == 400 and response.json()["code"] == "INVALID_REQUEST"
