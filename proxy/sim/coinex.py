@@ -22,8 +22,9 @@ the public market data a real SDK loads first (``proxy.sim.coinex_markets``: spo
 futures market lists, tickers, the deposit/withdraw asset config), which answer without
 credentials and, when ``X-COINEX-KEY`` is sent anyway, verify it (stricter than the venue
 may be, so a signer bug on them still fails a test). ``POST /v2/spot/order`` checks the
-order against the market set (unknown market, side, type or market_type, or a malformed
-amount or price -> 4004, a missing price is this sim's leniency; amount below the market's ``min_amount`` -> 3127), stores it and
+order (an unknown side, type or market_type, or a malformed amount or price -> 4004; an
+amount below a listed market's ``min_amount`` -> 3127; a missing price or an unlisted
+market is this sim's leniency, so tests can sign orders on any market), stores it and
 echoes it with an ``order_id``; ``GET /v2/spot/pending-order`` lists the key's open
 orders (``market`` filter); ``POST /v2/spot/cancel-order`` removes one (unknown -> 3600,
 order not found) and echoes it; ``GET /v2/assets/spot/balance`` returns fixed balances;
