@@ -19,10 +19,10 @@ order is this sim's choice). Endpoints (``trading-authenticated.md``, ``funding.
 (422 when unknown), ``GET /sapi/v1/orders/history``, ``GET /sapi/v1/trades`` and
 ``GET /sapi/v1/wallet``. Orders on symbols outside the market set are accepted (this sim's
 leniency: tests sign orders on any symbol). Public market data (``trading-public.md``;
-``proxy.sim.icrypex_markets``): ``GET /v1/exchange/info``, ``GET /v1/tickers`` and ``GET /v1/orderbook?symbol=`` answer
-without credentials; when ``ICX-API-KEY`` is sent anyway it is verified (stricter than the
-venue may be, so a signer bug on them still fails a test). An unknown orderbook symbol is
-400 ``INVALID_REQUEST`` (this sim's choice).
+``proxy.sim.icrypex_markets``): ``GET /v1/exchange/info``, ``GET /v1/tickers`` and
+``GET /v1/orderbook?symbol=`` answer without credentials; when ``ICX-API-KEY`` is sent
+anyway it is verified (stricter than the venue may be, so a signer bug on them still fails
+a test). An unknown orderbook symbol is 400 ``INVALID_REQUEST`` (this sim's choice).
 
 WebSocket (``wss://istream.icrypex.com``, path ``/``; ``websockets.md``): text frames
 ``type|json``. ``api-login|{"pk","s","ts","n"}`` is verified exactly like the REST headers

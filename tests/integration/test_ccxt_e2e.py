@@ -102,7 +102,8 @@ async def test_ccxt_flow_load_markets_order_list_cancel_balance(
     market_maker = world.policies.clients["market-maker"]
     for r in seen:
         decision = evaluate(world, market_maker, "coinex", "main", r.method, r.target, r.body)
-        assert decision.allowed, f"policies/example.yaml refuses ccxt's {r.method} {r.target}: {decision.reason}"
+        refused = f"policies/example.yaml refuses ccxt's {r.method} {r.target}: {decision.reason}"
+        assert decision.allowed, refused
 
 
 async def _refusal(call: Any, expected: type[Exception]) -> str:
