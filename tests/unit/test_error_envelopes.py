@@ -202,3 +202,23 @@ def test_setting_defaults_on_and_rejects_unknown_keys() -> None:
     assert off.errors.venue_envelope is False
     with pytest.raises(ValueError):
         Settings.model_validate({"venues": venues, "errors": {"venue_envelopes": False}})
+
+
+@pytest.mark.parametrize(("errors", "shaped"), [({}, True), ({"venue_envelope": False}, False)])
+async def test_create_app_wires_the_setting(errors: dict, shaped: bool) -> None:
+    from proxy.app import create_app
+
+    venues = {
+        scheme: {"scheme": scheme, "upstream": "http://127.0.0.1:1", "accounts": ["main"]}
+        for scheme in CONFIGURED
+    }
+    settings = Settings.model_validate(
+        {"venues": venues, "policies": str(FIXTURES / "basic"), "errors": errors}
+    )
+    store = MemoryStore({("coinex", "main"): demo_credentials("coinex")})
+    app = create_app(settings, store=store)
+    async with proxy_client(app) as client:
+        denied = await client.get("/coinex/main/v2/assets/withdraw", headers=MM)
+    assert denied.status_code == 403 and denied.headers[ERROR_HEADER] == "policy_denied"
+    assert ("code" in denied.json() and denied.json()["code"] == 4512) is shaped
+    assert set(denied.json()) == ({"code", "message", "data", "error"} if shaped else {"error"})
