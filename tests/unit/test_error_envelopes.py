@@ -222,3 +222,13 @@ async def test_create_app_wires_the_setting(errors: dict, shaped: bool) -> None:
     assert denied.status_code == 403 and denied.headers[ERROR_HEADER] == "policy_denied"
     assert ("code" in denied.json() and denied.json()["code"] == 4512) is shaped
     assert set(denied.json()) == ({"code", "message", "data", "error"} if shaped else {"error"})
+
+
+@pytest.mark.parametrize(
+    ("status", "coinex", "icrypex"),
+    [(429, 4213, "TOO_MANY_REQUESTS"), (418, 4004, "INVALID_REQUEST"), (507, 4003, "INTERNAL_ERROR")],
+)
+def test_a_refusal_code_without_a_mapping_still_renders(status: int, coinex: int, icrypex: str) -> None:
+    refusal = {"code": "future_refusal", "message": "m", "request_id": "r"}  # added later, unmapped
+    assert ENVELOPES["coinex"](status, refusal)["code"] == coinex
+    assert ENVELOPES["icrypex"](status, refusal)["code"] == icrypex
