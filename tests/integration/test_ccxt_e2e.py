@@ -65,6 +65,10 @@ async def test_ccxt_flow_load_markets_order_list_cancel_balance(
     assert markets["BTC/USDT"]["limits"]["amount"]["min"] == 0.0001
     assert "USDT" in exchange.currencies
 
+    ticker = await exchange.fetch_ticker("BTC/USDT")
+    print(f"fetch_ticker: BTC/USDT last={ticker['last']}")
+    assert ticker["last"] == 64210.55 and ticker["high"] == 64890.0
+
     order = await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 30000)
     print(f"create_order: id={order['id']} {order['side']} {order['amount']} {order['symbol']}", end="")
     print(f" @ {order['price']}")
@@ -89,6 +93,7 @@ async def test_ccxt_flow_load_markets_order_list_cancel_balance(
         "GET /v2/assets/all-deposit-withdraw-config",
         "GET /v2/spot/market",
         "GET /v2/futures/market",
+        "GET /v2/spot/ticker",
         "POST /v2/spot/order",
         "GET /v2/spot/pending-order",
         "POST /v2/spot/cancel-order",
