@@ -36,6 +36,7 @@ from proxy.ratelimit_gate import RateGate, build_rate_limits
 from proxy.settings import Settings, validate_scheme_options
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.base import SessionEvents
+from proxy.signers.envelopes import ENVELOPES
 from proxy.signing_modes import transit_keys
 from proxy.ws.gateway import StreamGateway
 from proxy.ws.upstream import AiohttpConnector
@@ -185,7 +186,13 @@ def create_app(
         await store.close()
 
     return ProxyApp(
-        pipeline, up.max_body_bytes, startup=startup, shutdown=shutdown, metrics=metrics, streams=streams
+        pipeline,
+        up.max_body_bytes,
+        startup=startup,
+        shutdown=shutdown,
+        metrics=metrics,
+        streams=streams,
+        envelopes=ENVELOPES if settings.errors.venue_envelope else None,
     )
 
 

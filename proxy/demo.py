@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from proxy.ccxt_snippet import ccxt_snippet
 from proxy.demo_streams import stream_rows
 from proxy.demo_transit import transit_rows
 from proxy.sim.samples import ORDERS, READS
@@ -214,6 +215,8 @@ def _print_keep_running(stack: LocalStack) -> None:
         f"{stack.url('coinex', '/v2/assets/spot/balance')}",
         flush=True,
     )
+    snippet = ccxt_snippet(stack.proxy_url, "coinex", stack.account, token)
+    print(f"  ccxt (paste into python):\n{snippet}", flush=True)
 
 
 def run_demo(keep_running: bool = False, transit: str | None = None) -> int:

@@ -17,10 +17,18 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from proxy.errors import BadRequest, BodyTooLarge, InternalError, ProxyError, render_error
+from proxy.errors import (
+    BadRequest,
+    BodyTooLarge,
+    Envelope,
+    InternalError,
+    ProxyError,
+    Unauthenticated,
+    render_error,
+)
 from proxy.hygiene import response_headers
 from proxy.metrics import UNKNOWN, Metrics
 from proxy.pipeline import Audit, Incoming, Pipeline
@@ -46,8 +54,11 @@ class ProxyApp:
         shutdown: Callable[[], Awaitable[None]] | None = None,
         metrics: Metrics | None = None,
         streams: StreamGateway | None = None,
+        envelopes: Mapping[str, Envelope] | None = None,
     ) -> None:
         self.pipeline = pipeline
+        # scheme -> that venue's error shape (proxy.signers.envelopes); empty: the plain contract body.
+        self.envelopes = envelopes or {}
         self.streams = streams  # WebSocket streams (proxy.ws); None: every upgrade is refused
         self.metrics = metrics or Metrics.disabled()
         self.max_body_bytes = max_body_bytes
@@ -89,7 +100,7 @@ class ProxyApp:
             code = None
         except Exception as exc:
             error = exc if isinstance(exc, ProxyError) else _internal(exc, request_id)
-            rendered = render_error(error, request_id)
+            rendered = render_error(error, request_id, self._envelope(error, audit, request))
             status, out_headers, body, code = rendered.status, rendered.headers, rendered.body, error.code
         out_headers = [(k, v) for k, v in out_headers if k != "x-request-id"]
         out_headers.append(("x-request-id", request_id))
@@ -97,6 +108,21 @@ class ProxyApp:
         total_s = time.perf_counter() - started
         _log_request(request, request_id, audit, status, code, total_s)
         _record(self.metrics, audit, code, total_s)
+
+    def _envelope(self, error: ProxyError, audit: Audit, request: Incoming) -> Envelope | None:
+        """The venue's error shape for this refusal, or ``None`` for the plain contract body.
+
+        ``audit.scheme`` is set once the route names a configured venue and account. A 401
+        comes before routing: it takes the shape of the scheme the first path segment is
+        *named* after (``/coinex/...``), a function of the path text alone, so a stranger
+        learns nothing about which venues or accounts are configured.
+        """
+        if not self.envelopes:
+            return None
+        scheme = audit.scheme
+        if scheme is None and isinstance(error, Unauthenticated):
+            scheme = _first_segment(request.raw_path)
+        return self.envelopes.get(scheme) if scheme is not None else None
 
     async def _read_body(self, request: Incoming, receive: Receive) -> bytes:
         declared = request.header("content-length")
@@ -140,6 +166,12 @@ class ProxyApp:
 def _internal(exc: Exception, request_id: str) -> InternalError:
     log.error("internal error", extra={"request_id": request_id, "error": type(exc).__name__})
     return InternalError()
+
+
+def _first_segment(raw_path: bytes) -> str | None:
+    if not raw_path.startswith(b"/"):
+        return None
+    return raw_path[1:].partition(b"/")[0].decode("latin-1")
 
 
 def _request_id(supplied: str | None) -> str:

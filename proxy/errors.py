@@ -18,7 +18,9 @@ untouched) is a ``ProxyError`` leaf. Each leaf carries its contract code and HTT
     └── InternalError               500 internal_error  (a bug: any other exception)
 
 ``render_error`` is the single renderer: JSON body
-``{"error": {"code", "message", "request_id"}}`` plus ``X-Signing-Proxy-Error: <code>``.
+``{"error": {"code", "message", "request_id"}}`` plus ``X-Signing-Proxy-Error: <code>``;
+on a venue route the edge may pass that venue's envelope (``proxy.signers.envelopes``),
+which reshapes the body only: status and headers stay the contract's.
 Messages are built from context the raising code chose to expose; an exception's
 ``__cause__`` (which may be a library exception quoting data) is never rendered.
 """
@@ -27,7 +29,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 ERROR_HEADER = "x-signing-proxy-error"
 
@@ -133,10 +137,13 @@ class ErrorResponse:
     body: bytes
 
 
-def render_error(error: ProxyError, request_id: str) -> ErrorResponse:
-    body = json.dumps(
-        {"error": {"code": error.code, "message": error.message, "request_id": request_id}}
-    ).encode()
+# (HTTP status, contract refusal {"code", "message", "request_id"}) -> a venue's error body.
+Envelope = Callable[[int, Mapping[str, str]], dict[str, Any]]
+
+
+def render_error(error: ProxyError, request_id: str, envelope: Envelope | None = None) -> ErrorResponse:
+    refusal = {"code": error.code, "message": error.message, "request_id": request_id}
+    body = json.dumps({"error": refusal} if envelope is None else envelope(error.status, refusal)).encode()
     headers = [
         ("content-type", "application/json"),
         (ERROR_HEADER, error.code),

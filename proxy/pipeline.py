@@ -137,6 +137,7 @@ class Pipeline:
         route = parse_route(request.raw_path, request.query)
         audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
         venue = self._venue(route, audit)
+        audit.scheme = venue.signer.scheme  # from here on, refusals take this venue's error shape
         body = await self._authorize(client, route, request.method, venue, read_body, audit)
         await self.admit(policies, client.name, client.rate_limit, route, audit)
         if body is None:

@@ -37,7 +37,7 @@ from proxy.signers.base import SessionEvents
 
 log = logging.getLogger("signing_proxy.reload")
 
-_RESTART_ONLY = ("listen", "admin", "vault", "upstream", "rate_limits", "websocket")
+_RESTART_ONLY = ("listen", "admin", "vault", "upstream", "rate_limits", "websocket", "errors")
 _MAX_ROUNDS = 20  # files still changing after this many settle periods: try at the next change
 
 Snapshot = tuple[tuple[str, str], ...]  # (path, sha256 of its bytes or "absent")

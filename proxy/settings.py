@@ -101,6 +101,17 @@ class UpstreamSettings(_Strict):
     retry_idempotent: bool = False  # GET/HEAD only, and only on connect failures
 
 
+class ErrorSettings(_Strict):
+    """How the proxy's own refusals look (README, "Using it from CCXT").
+
+    ``venue_envelope``: on a venue route, render the refusal in that venue's JSON error
+    shape (``proxy.signers.envelopes``) so trading SDKs raise the matching exception; the
+    status and ``X-Signing-Proxy-Error`` stay. ``false``: always the plain contract body.
+    """
+
+    venue_envelope: bool = True
+
+
 class GroupOverride(_Strict):
     """Operator numbers for one profile group (``rate_limits.overrides``)."""
 
@@ -223,6 +234,7 @@ class Settings(_Strict):
     upstream: UpstreamSettings = UpstreamSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     websocket: WebSocketSettings = WebSocketSettings()
+    errors: ErrorSettings = ErrorSettings()
     policies: Path = Path("policies")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     watch_interval_s: float = Field(default=2.0, ge=0)  # poll config+policies for changes; 0: SIGHUP only

@@ -17,15 +17,23 @@ Checks, in order (the order and the 4004 are this sim's choice; the codes are Co
   (expired); timestamps too far in the *future* are refused the same way;
 * signature mismatch -> 4006 (signature verification failed).
 
-Endpoints: every path under ``/v2/`` requires authentication (``GET /v2/ping`` excepted).
-``POST /v2/spot/order`` stores and echoes the order with an ``order_id``;
-``GET /v2/spot/pending-order`` lists the key's stored orders (``market`` filter);
-``GET /v2/assets/spot/balance`` returns fixed balances; ``POST /v2/assets/withdraw``
-records a withdrawal (``CoinexSim.withdrawals``: tests see whether one got through); any
-other ``/v2/`` path answers ``data: {}``. Routing is a standard web server's
-(``proxy.sim.base.server_path``): percent-decoded, case-insensitive, ``/x/`` is ``/x``
-(CoinEx's server is not documented; this is the broadest common reading, so a spelling
-the proxy lets past a deny rule shows up here). The signature covers the raw bytes.
+Endpoints: every path under ``/v2/`` requires authentication, except ``GET /v2/ping`` and
+the public market data a real SDK loads first (``proxy.sim.coinex_markets``: spot and
+futures market lists, tickers, the deposit/withdraw asset config), which answer without
+credentials and, when ``X-COINEX-KEY`` is sent anyway, verify it (stricter than the venue
+may be, so a signer bug on them still fails a test). ``POST /v2/spot/order`` checks the
+order (an unknown side, type or market_type, or a malformed amount or price -> 4004; an
+amount below a listed market's ``min_amount`` -> 3127; a missing price or an unlisted
+market is this sim's leniency, so tests can sign orders on any market), stores it and
+echoes it with an ``order_id``; ``GET /v2/spot/pending-order`` lists the key's open
+orders (``market`` filter); ``POST /v2/spot/cancel-order`` removes one (unknown -> 3600,
+order not found) and echoes it; ``GET /v2/assets/spot/balance`` returns fixed balances;
+any other ``/v2/`` path answers ``data: {}``.
+``POST /v2/assets/withdraw`` records a withdrawal (``CoinexSim.withdrawals``: tests see whether
+one got through). Routing is a standard web server's (``proxy.sim.base.server_path``):
+percent-decoded, case-insensitive, ``/x/`` is ``/x`` (CoinEx's server is not documented; this
+is the broadest common reading, so a spelling the proxy lets past a deny rule shows up here).
+The signature covers the raw bytes.
 
 WebSocket (``/v2/spot`` and ``/v2/futures``; venues.md section 5): requests are JSON
 ``{"method", "params", "id"}``; every server frame is a **gzip-compressed binary** frame
@@ -48,16 +56,20 @@ import itertools
 import json
 import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qs
 
 from proxy.clock import Clock, SystemClock
+from proxy.sim import coinex_markets as markets
 from proxy.sim.base import ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response, server_path
 
 DEFAULT_WINDOW_MS = 5000  # guide: "5000 milliseconds (default)"
 _HEX_SIGN = re.compile(r"[0-9a-fA-F]{64}")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _MESSAGES = {
+    3127: "The order quantity is below the minimum requirement. Please adjust the order quantity.",
+    3600: "Order not found",
     4004: "Parameter error",
     4005: "Abnormal access_id",
     4006: "Signature verification failed",
@@ -77,6 +89,18 @@ _BALANCES = [
     {"ccy": "USDT", "available": "25000", "frozen": "0"},
 ]
 _ORDER_FIELDS = ("market", "side", "type", "amount")
+# Public market data: GET, no credentials needed (docs: "market" endpoints are not signed).
+PUBLIC: dict[str, Any] = {
+    "/v2/spot/market": lambda market: markets.select(markets.SPOT_MARKETS, market),
+    "/v2/futures/market": lambda market: markets.select(markets.FUTURES_MARKETS, market),
+    "/v2/spot/ticker": lambda market: [
+        markets.ticker(m["market"], futures=False) for m in markets.select(markets.SPOT_MARKETS, market)
+    ],
+    "/v2/futures/ticker": lambda market: [
+        markets.ticker(m["market"], futures=True) for m in markets.select(markets.FUTURES_MARKETS, market)
+    ],
+    "/v2/assets/all-deposit-withdraw-config": lambda _market: markets.ASSETS,
+}
 
 
 def ok(data: Any, **extra: Any) -> SimResponse:
@@ -107,9 +131,13 @@ class CoinexSim:
             return ok({"result": "pong"})
         if not path.startswith("/v2/"):
             return NOT_FOUND
-        code = self.authenticate(request)
-        if code:
-            return fail(code)
+        public = PUBLIC.get(path) if request.method == "GET" else None
+        if public is None or request.header("x-coinex-key") is not None:
+            code = self.authenticate(request)
+            if code:
+                return fail(code)
+        if public is not None:
+            return ok(public(_first(parse_qs(request.query), "market")))
         return self.route(request, path)
 
     def authenticate(self, request: ReceivedRequest) -> int:
@@ -136,6 +164,8 @@ class CoinexSim:
             return self.place_order(access_id, request.body)
         if (request.method, path) == ("GET", "/v2/spot/pending-order"):
             return self.pending_orders(access_id, parse_qs(request.query))
+        if (request.method, path) == ("POST", "/v2/spot/cancel-order"):
+            return self.cancel_order(access_id, request.body)
         if (request.method, path) == ("GET", "/v2/assets/spot/balance"):
             return ok(_BALANCES)
         if (request.method, path) == ("POST", "/v2/assets/withdraw"):
@@ -160,9 +190,26 @@ class CoinexSim:
             return fail(4004)
         if not isinstance(params, dict) or any(field not in params for field in _ORDER_FIELDS):
             return fail(4004)
+        code = _order_error(params)
+        if code:
+            return fail(code)
         order = self.new_order(params)
         self.orders.setdefault(access_id, []).append(order)
         return ok(order)
+
+    def cancel_order(self, access_id: str, body: bytes) -> SimResponse:
+        try:
+            params = json.loads(body)
+        except ValueError:
+            return fail(4004)
+        if not isinstance(params, dict) or "market" not in params or "order_id" not in params:
+            return fail(4004)
+        open_orders = self.orders.get(access_id, [])
+        for order in open_orders:
+            if str(order["order_id"]) == str(params["order_id"]) and order["market"] == params["market"]:
+                open_orders.remove(order)
+                return ok(order)
+        return fail(3600)
 
     def new_order(self, params: dict[str, Any]) -> dict[str, Any]:
         now_ms = round(self.clock.now() * 1000)
@@ -250,6 +297,41 @@ class CoinexSim:
 def pack(message: dict[str, Any]) -> bytes:
     """A CoinEx server frame: gzip-compressed JSON."""
     return gzip.compress(json.dumps(message).encode())
+
+
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def _order_error(params: dict[str, Any]) -> int:
+    """0 when a spot order fits the market set, else the CoinEx code the venue answers."""
+    if not isinstance(params["market"], str) or params["side"] not in ("buy", "sell"):
+        return 4004
+    if params["type"] not in ("limit", "market"):
+        return 4004
+    if params.get("market_type", "SPOT") != "SPOT":
+        return 4004
+    amount = _positive(params["amount"])
+    # A missing limit price is let through (older tests and tools omit it); a bad one is not.
+    price = _positive(params["price"]) if "price" in params else Decimal(1)
+    if amount is None or price is None:
+        return 4004
+    # A market outside the set is let through: tests sign orders on any market name (e.g.
+    # one a report-mode policy would deny); the set is what SDKs load, with its minimums.
+    market = markets.spot_market(params["market"])
+    return 3127 if market is not None and amount < Decimal(market["min_amount"]) else 0
+
+
+def _positive(value: Any) -> Decimal | None:
+    # CoinEx takes decimals as strings; a float or a non-finite value is a parameter error.
+    if not isinstance(value, str):
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() and number > 0 else None
 
 
 def _ws_reply(request_id: Any, code: int) -> dict[str, Any]:

@@ -23,6 +23,10 @@ decoded path, case-insensitive, a trailing slash ignored, path values keeping th
 trading API and for a refused nonce, SIWE signature or refresh token; 400 ``{"message"}``
 for malformed payloads and bad order signatures (OpenAPI ``ErrorResponse``); 404 for
 unknown paths and orders; 409 for a duplicate order id.
+
+Public market data (``proxy.sim.evedex_markets``): ``GET /api/market``, ``/api/coin``,
+``/api/market/instrument[?fields=metrics]`` and ``/api/market/{instrument}/deep`` answer
+without a session; a key or token sent anyway is verified.
 """
 
 from __future__ import annotations
@@ -37,11 +41,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 
 from proxy.clock import Clock
+from proxy.sim import evedex_markets as markets
 from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response, server_path
 from proxy.sim.evedex_ws import EvedexStreams
 
@@ -155,9 +161,30 @@ class EvedexSim(SimVenue):
             path = server_path(request.path, fold_case=False)  # path values keep their case
             if path.lower().startswith("/auth/"):
                 return self._auth_api(request, path.lower())
+            public = self._public(request, path) if request.method == "GET" else None
+            if public is not None:
+                # No session needed; one that is sent anyway is verified (stricter than the venue may be).
+                if request.header("x-api-key") is not None or request.header("authorization") is not None:
+                    self._authenticate(request)
+                return public
             return self._trading_api(request, path, self._authenticate(request))
         except _Rejected as rejected:
             return rejected.response
+
+    def _public(self, request: ReceivedRequest, path: str) -> SimResponse | None:
+        """Public market data (``proxy.sim.evedex_markets``), or ``None`` for any other path."""
+        if path == "/api/market":
+            return json_response(200, markets.MARKET_INFO)
+        if path == "/api/coin":
+            return json_response(200, {"list": list(markets.COINS.values())})
+        if path == "/api/market/instrument":
+            metrics = parse_qs(request.query).get("fields") == ["metrics"]
+            return json_response(200, markets.instruments(metrics))
+        if found := re.fullmatch(r"/api/market/([^/]+)/deep", path):
+            book = markets.depth(unquote(found[1]), round(self.clock.now() * 1000))
+            missing = json_response(404, {"message": "Instrument not found"})
+            return json_response(200, book) if book else missing
+        return None
 
     # --- auth API --------------------------------------------------------------------------
 

@@ -19,7 +19,12 @@ percent-decoded, case-insensitive, a trailing slash ignored. Endpoints
 ``POST /sapi/v1/orders`` (JSON body; 400 ``{"code", "message"}`` when invalid),
 ``GET /sapi/v1/orders`` (open orders, pagination model), ``DELETE /sapi/v1/orders?orderId=``
 (422 when unknown), ``GET /sapi/v1/orders/history``, ``GET /sapi/v1/trades`` and
-``GET /sapi/v1/wallet``.
+``GET /sapi/v1/wallet``. Orders on symbols outside the market set are accepted (this sim's
+leniency: tests sign orders on any symbol). Public market data (``trading-public.md``;
+``proxy.sim.icrypex_markets``): ``GET /v1/exchange/info``, ``GET /v1/tickers`` and
+``GET /v1/orderbook?symbol=`` answer without credentials; when ``ICX-API-KEY`` is sent
+anyway it is verified (stricter than the venue may be, so a signer bug on them still fails
+a test). An unknown orderbook symbol is 400 ``INVALID_REQUEST`` (this sim's choice).
 
 WebSocket (``wss://istream.icrypex.com``, path ``/``; ``websockets.md``): text frames
 ``type|json``. ``api-login|{"pk","s","ts","n"}`` is verified exactly like the REST headers
@@ -46,6 +51,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from proxy.clock import Clock, SystemClock
+from proxy.sim import icrypex_markets as markets
 from proxy.sim.base import ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response, server_path
 
 MAX_TOLERANCE_MS = 60_000
@@ -85,6 +91,12 @@ def error(status: int, code: str, message: str) -> SimResponse:
     return json_response(status, {"code": code, "message": message})
 
 
+def _orderbook(request: ReceivedRequest) -> SimResponse:
+    symbol = parse_qs(request.query).get("symbol", [""])[0]
+    book = markets.orderbook(symbol)
+    return json_response(200, book) if book else error(400, "INVALID_REQUEST", "Unknown symbol")
+
+
 class IcrypexSim:
     def __init__(self, keys: Mapping[str, Mapping[str, str]], clock: Clock) -> None:
         self.keys = keys
@@ -99,9 +111,21 @@ class IcrypexSim:
             ("GET", "/sapi/v1/trades"): lambda _r: json_response(200, page([])),
             ("GET", "/sapi/v1/wallet"): lambda _r: json_response(200, _WALLET),
         }
+        self.public: dict[tuple[str, str], Route] = {
+            ("GET", "/v1/exchange/info"): lambda _r: json_response(
+                200, {"assets": markets.ASSETS, "pairs": markets.PAIRS}
+            ),
+            ("GET", "/v1/tickers"): lambda _r: json_response(200, markets.tickers()),
+            ("GET", "/v1/orderbook"): _orderbook,
+        }
 
     def handle(self, request: ReceivedRequest) -> SimResponse:
-        route = self.routes.get((request.method, server_path(request.path)))
+        path = server_path(request.path)
+        public = self.public.get((request.method, path))
+        if public is not None:
+            sent_key = request.header("icx-api-key") is not None
+            return UNAUTHORIZED if sent_key and not self.authentic(request) else public(request)
+        route = self.routes.get((request.method, path))
         if route is None:
             return NOT_FOUND
         return route(request) if self.authentic(request) else UNAUTHORIZED
@@ -129,6 +153,8 @@ class IcrypexSim:
             return error(400, "INVALID_REQUEST", "Request body must be JSON")
         if not isinstance(params, dict) or any(field not in params for field in _ORDER_FIELDS):
             return error(400, "INVALID_REQUEST", "symbol, type and side are required")
+        if not isinstance(params["symbol"], str):
+            return error(400, "INVALID_REQUEST", "symbol must be a string")
         order = self.new_order(params)
         self.orders[order["id"]] = order
         return json_response(200, self.placement_reply(order))

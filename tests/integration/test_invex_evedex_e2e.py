@@ -92,7 +92,8 @@ async def test_evedex_unsignable_order_names_the_field(stack: LocalStack, http: 
         headers=stack.headers(),
     )
     assert response.status_code == 400
-    assert "limitPrice" in response.json()["error"]["message"]
+    assert response.headers["x-signing-proxy-error"] == "bad_request"
+    assert "limitPrice" in response.json()["message"]  # EVEDEX's error shape: {"message", "error"}
 
 
 class _ShiftedClock(SystemClock):

@@ -114,8 +114,9 @@ async def test_canaries_never_leak(canary_stack: LocalStack, captured_logs) -> N
             (await http.get(stack.url("coinex", "/v2/x"), headers={"Proxy-Authorization": "Bearer no"})).text
         )
     await asyncio.sleep(0.05)
-    statuses = [json.loads(b)["error"]["code"] for b in bodies if b.startswith('{"error"')]
-    assert "signing_failed" in statuses  # the broken keys really did make signers fail
+    # Refusals on venue routes come in each venue's envelope, which names the proxy's code.
+    # The broken keys really did make signers fail (each venue's envelope names the code).
+    assert sum("signing-proxy signing_failed: " in body for body in bodies) >= 5
     logs = captured_logs.getvalue()
     assert '"msg": "request"' in logs and '"level": "debug"' in logs  # really captured, at DEBUG
     metrics = stack.app.metrics.render().decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -144,3 +145,92 @@ async def test_ping_needs_no_auth(client: httpx.AsyncClient) -> None:
 
 def test_registered() -> None:
     assert SIMULATORS["coinex"] is create_app
+
+
+# --- Public market data and the order lifecycle a real SDK drives (issue 18) ---------------
+
+
+def _signed(method: str, target: str, body: str = "") -> dict[str, str]:
+    # Signed here from the venue's documented formula, not with the sim's or the proxy's code.
+    import hashlib
+    import hmac
+
+    message = f"{method}{target}{body}{TS_MS}".encode()
+    secret = KEYS[ACCESS_ID]["secret_key"].encode()
+    sign = hmac.new(secret, message, hashlib.sha256).hexdigest()
+    return {"X-COINEX-KEY": ACCESS_ID, "X-COINEX-SIGN": sign, "X-COINEX-TIMESTAMP": str(TS_MS)}
+
+
+async def _call(client: httpx.AsyncClient, method: str, target: str, payload: dict | None = None) -> Any:
+    body = "" if payload is None else json.dumps(payload, separators=(",", ":"))
+    response = await client.request(method, target, headers=_signed(method, target, body), content=body)
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v2/spot/market", "/v2/futures/market", "/v2/spot/ticker", "/v2/assets/all-deposit-withdraw-config"],
+)
+async def test_public_market_data_answers_without_credentials(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    body = response.json()
+    assert response.status_code == 200 and body["code"] == 0 and body["message"] == "OK"
+    assert isinstance(body["data"], list) and len(body["data"]) >= 2
+
+
+async def test_market_lists_carry_the_fields_sdks_parse(client: httpx.AsyncClient) -> None:
+    spot = {m["market"]: m for m in (await client.get("/v2/spot/market")).json()["data"]}
+    futures = {m["market"]: m for m in (await client.get("/v2/futures/market")).json()["data"]}
+    assert {"BTCUSDT", "ETHUSDT"} <= set(spot) and {"BTCUSDT", "ETHUSDT"} <= set(futures)
+    btc = spot["BTCUSDT"]
+    assert (btc["base_ccy"], btc["quote_ccy"], btc["min_amount"]) == ("BTC", "USDT", "0.0001")
+    assert btc["base_ccy_precision"] == 8 and btc["quote_ccy_precision"] == 2
+    assert btc["is_api_trading_available"] is True
+    assert futures["BTCUSDT"]["contract_type"] == "linear" and futures["BTCUSDT"]["leverage"][-1] == "100"
+    one = (await client.get("/v2/spot/ticker?market=ETHUSDT")).json()["data"]
+    assert [t["market"] for t in one] == ["ETHUSDT"] and one[0]["last"] == "3120.42"
+
+
+async def test_public_endpoint_still_verifies_a_key_that_is_sent(client: httpx.AsyncClient) -> None:
+    headers = {**_signed("GET", "/v2/spot/market"), "X-COINEX-SIGN": "0" * 64}
+    assert _code(await client.get("/v2/spot/market", headers=headers)) == 4006
+
+
+async def test_order_lifecycle_place_list_cancel(client: httpx.AsyncClient) -> None:
+    order = {"market": "ETHUSDT", "market_type": "SPOT", "side": "buy", "type": "limit",
+             "amount": "0.01", "price": "3000", "client_id": "c1"}  # fmt: skip
+    placed = await _call(client, "POST", "/v2/spot/order", order)
+    assert placed["code"] == 0
+    order_id = placed["data"]["order_id"]
+    listed = await _call(client, "GET", "/v2/spot/pending-order?market=ETHUSDT&market_type=SPOT")
+    assert [o["order_id"] for o in listed["data"]] == [order_id]
+    cancel = {"market": "ETHUSDT", "market_type": "SPOT", "order_id": order_id}
+    cancelled = await _call(client, "POST", "/v2/spot/cancel-order", cancel)
+    assert cancelled["code"] == 0 and cancelled["data"]["order_id"] == order_id
+    assert (await _call(client, "GET", "/v2/spot/pending-order?market=ETHUSDT"))["data"] == []
+    again = await _call(client, "POST", "/v2/spot/cancel-order", cancel)
+    assert again["code"] == 3600 and again["message"] == "Order not found"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"market": ["BTCUSDT"]}, 4004),
+        ({"side": "hold"}, 4004),
+        ({"type": "stop"}, 4004),
+        ({"market_type": "FUTURES"}, 4004),
+        ({"amount": "abc"}, 4004),
+        ({"amount": "-1"}, 4004),
+        ({"amount": "NaN"}, 4004),
+        ({"amount": 0.01}, 4004),
+        ({"price": "0"}, 4004),
+        ({"amount": "0.00001"}, 3127),
+    ],
+)
+async def test_orders_outside_the_market_set_are_refused(
+    client: httpx.AsyncClient, change: dict, code: int
+) -> None:
+    order = {"market": "BTCUSDT", "market_type": "SPOT", "side": "buy", "type": "limit",
+             "amount": "0.001", "price": "30000"}  # fmt: skip
+    assert (await _call(client, "POST", "/v2/spot/order", {**order, **change}))["code"] == code

@@ -334,3 +334,30 @@ async def test_every_request_is_recorded_before_verification(
 ) -> None:
     await client.get("/api/user/me", headers={"authorization": "Bearer nope"})
     assert sim.recorder.count("GET", "/api/user/me") == 1
+
+
+# --- Public market data (exchange-api ExchangeRestGateway, issue 18) -----------------------
+
+
+async def test_public_market_data_needs_no_session(client: httpx.AsyncClient) -> None:
+    info = (await client.get("/api/market")).json()
+    assert info["state"] == "OPEN" and set(info["fees"]) == {"maker", "taker"}
+    coins = (await client.get("/api/coin")).json()["list"]
+    assert {coin["symbol"] for coin in coins} >= {"BTC", "USDT"}
+    instruments = {i["name"]: i for i in (await client.get("/api/market/instrument")).json()}
+    assert {"BTCUSDT", "ETHUSDT"} <= set(instruments)
+    btc = instruments["BTCUSDT"]
+    assert btc["from"]["symbol"] == "BTC" and btc["to"]["symbol"] == "USDT" and btc["trading"] == "all"
+    assert "lastPrice" not in btc
+    with_metrics = (await client.get("/api/market/instrument?fields=metrics")).json()
+    assert all(isinstance(i["lastPrice"], float) and i["minQuantity"] > 0 for i in with_metrics)
+    book = (await client.get("/api/market/BTCUSDT/deep?maxLevel=10&roundPrice=0.1")).json()
+    assert book["asks"][0]["price"] > book["bids"][0]["price"]
+    assert (await client.get("/api/market/NOPE/deep")).status_code == 404
+
+
+async def test_public_market_data_verifies_a_session_that_is_sent(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/market", headers={"x-api-key": API_KEY})).status_code == 200
+    assert (await client.get("/api/market", headers={"x-api-key": "nope"})).status_code == 401
+    assert (await client.get("/api/coin", headers={"Authorization": "Bearer junk"})).status_code == 401
+    assert (await client.get("/api/user/me")).status_code == 401  # private paths still need one

@@ -102,3 +102,39 @@ async def test_unknown_path_is_404_with_empty_body(client: httpx.AsyncClient) ->
 
 def test_registered() -> None:
     assert SIMULATORS["icrypex"] is create_app
+
+
+# --- Public market data (trading-public.md) and orders on the market set (issue 18) --------
+
+
+async def test_exchange_info_lists_assets_and_pairs_without_credentials(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/exchange/info")
+    assert response.status_code == 200
+    info = response.json()
+    pairs = {pair["symbol"]: pair for pair in info["pairs"]}
+    assert {"BTCTRY", "ETHTRY", "BTCUSDT", "ETHUSDT"} <= set(pairs)
+    btc = pairs["BTCUSDT"]
+    assert (btc["base"], btc["quote"], btc["minExchangeValue"]) == ("BTC", "USDT", "5")
+    assert btc["quantityPrecision"] == 8
+    assert "LIMIT" in btc["orderTypes"] and btc["marketTypes"] == ["SPOT"]
+    assert {asset["symbol"] for asset in info["assets"]} >= {"BTC", "ETH", "USDT", "TRY"}
+
+
+async def test_tickers_and_orderbook(client: httpx.AsyncClient) -> None:
+    tickers = (await client.get("/v1/tickers")).json()
+    assert {t["symbol"] for t in tickers} >= {"BTCTRY", "BTCUSDT"}
+    assert all(isinstance(t["last"], str) and t["last"] for t in tickers)
+    book = (await client.get("/v1/orderbook?symbol=BTCUSDT")).json()
+    assert book["pairSymbol"] == "BTCUSDT" and book["asks"][0]["p"] > book["bids"][0]["p"]
+    unknown = await client.get("/v1/orderbook?symbol=DOGETRY")
+    assert unknown.status_code == 400 and unknown.json()["code"] == "INVALID_REQUEST"
+
+
+async def test_public_endpoint_verifies_a_key_that_is_sent(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/v1/tickers", headers=HEADERS)).status_code == 200
+    assert (await client.get("/v1/tickers", headers=_with(**{"ICX-SIGN": "AAAA"}))).status_code == 401
+
+
+async def test_order_symbol_must_be_a_string(client: httpx.AsyncClient) -> None:
+    response = await client.post("/sapi/v1/orders", json={**ORDER, "symbol": ["BTCTRY"]}, headers=HEADERS)
+    assert response.status_code == 400 and response.json()["code"] == "INVALID_REQUEST"
