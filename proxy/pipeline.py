@@ -22,6 +22,7 @@ from proxy.clock import Clock
 from proxy.credentials.base import Credentials, CredentialStore, require_fields
 from proxy.credentials.transit import TransitKeys, pinned_version
 from proxy.errors import (
+    BadRequest,
     CredentialsUnavailable,
     PolicyDenied,
     ProxyError,
@@ -30,7 +31,7 @@ from proxy.errors import (
     UnknownRoute,
 )
 from proxy.forward import Upstream
-from proxy.hygiene import HeaderPolicy
+from proxy.hygiene import HeaderPolicy, refuse_method_override
 from proxy.identity import identify
 from proxy.policy import Client, PolicySet, RateSpec, decide, decide_fields
 from proxy.policy_fields import parse_request_fields
@@ -95,6 +96,12 @@ class Audit:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+def content_type(headers: tuple[tuple[str, str], ...]) -> str | None:
+    """The request's Content-Type; several headers are joined, which no JSON type matches."""
+    values = [value for name, value in headers if name == "content-type"]
+    return ", ".join(values) if values else None
+
+
 class Pipeline:
     def __init__(
         self,
@@ -125,9 +132,10 @@ class Pipeline:
         client = identify(policies, request.header("proxy-authorization"), request.peer)
         audit.client = client.name
         route = parse_route(request.raw_path, request.query)
+        refuse_method_override(request.headers, route.query)
         audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
         venue = self._venue(route)
-        body = await self._authorize(client, route, request.method, venue, read_body, audit)
+        body = await self._authorize(client, route, request, venue, read_body, audit)
         await self._admit(policies, client.name, client.rate_limit, route, audit)
         if body is None:
             body = await read_body()
@@ -148,20 +156,23 @@ class Pipeline:
         return venue
 
     async def _authorize(
-        self, client: Client, route: Route, method: str, venue: Venue, read_body: ReadBody, audit: Audit
+        self, client: Client, route: Route, request: Incoming, venue: Venue, read_body: ReadBody, audit: Audit
     ) -> bytes | None:
         """The policy step. Returns the body when field constraints made it read it.
 
         The path decides first; the body is read only when a path-matching allow rule
         constrains fields, i.e. only for an identified client the path already admits.
         """
+        method, headers = request.method, request.headers
         decision = decide(client, route.venue, route.account, method, route.upstream_path)
         body = None
         if decision.pending is not None:
             body = await read_body()
-            fields = parse_request_fields(route.query, body)
+            fields = parse_request_fields(route.query, body, content_type(headers))
             decision = decide_fields(decision, fields, venue.signer.scheme)
         audit.decision, audit.rule = decision.reason, decision.rule
+        if decision.bad_request:  # ambiguous: refused in every mode (docs/policies.md)
+            raise BadRequest(decision.reason)
         # Report mode: the request goes on; the access log carries why it will be refused once
         # enforced. Metric hook: proxy.app._record counts audit.would_deny per audit.rule.
         audit.would_deny = decision.would_deny

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from proxy.policy_fields import Constraints, RequestFields, parse_request_fields
+from proxy.policy_fields import Ambiguous, Constraints, RequestFields, parse_request_fields
 
 
 def compile_glob(pattern: str) -> re.Pattern[str]:
@@ -95,6 +95,7 @@ class Decision:
     rule: str | None = None
     would_deny: str | None = None  # report mode: let through, but enforcing would deny for this
     pending: Pending | None = None  # fields not checked yet; ``allowed`` is False until they are
+    bad_request: bool = False  # refused as ambiguous (400), whatever the mode: never forwarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,13 @@ def decide_fields(decision: Decision, fields: RequestFields, scheme: str | None 
     for rule in pending.candidates:
         failure = None
         if rule.constraints is not None:
-            failure = rule.constraints.check(fields, scheme, pending.method, pending.path)
+            try:
+                failure = rule.constraints.check(fields, scheme, pending.method, pending.path)
+            except Ambiguous as ambiguous:
+                # Not a policy outcome: what the venue would read is unknown, so report mode
+                # cannot let it through either (docs/policies.md, "Refused as ambiguous").
+                reason = f"ambiguous request, refused: {ambiguous} (allow rule {rule.name} reads fields)"
+                return Decision(False, reason, rule.name, bad_request=True)
         if failure is None:
             passed = _allowed(rule)
             break
@@ -180,13 +187,18 @@ def decide_request(
     target: str,
     body: bytes = b"",
     scheme: str | None = None,
+    content_type: str | None = "application/json",
 ) -> Decision:
-    """Both steps for one request (``policy test``, ``policy explain``); ``target`` may carry a query."""
+    """Both steps for one request (``policy test``, ``policy explain``); ``target`` may carry a query.
+
+    The pipeline runs the same two steps (``decide``, then ``decide_fields`` on
+    ``parse_request_fields`` of the request's query, body and Content-Type).
+    """
     path, _, query = target.partition("?")
     decision = decide(client, venue, account, method, path)
     if decision.pending is None:
         return decision
-    return decide_fields(decision, parse_request_fields(query, body), scheme)
+    return decide_fields(decision, parse_request_fields(query, body, content_type), scheme)
 
 
 def _allowed(rule: Rule) -> Decision:
