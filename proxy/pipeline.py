@@ -34,7 +34,7 @@ from proxy.forward import Upstream
 from proxy.hygiene import HeaderPolicy, refuse_method_override
 from proxy.identity import identify
 from proxy.policy import Client, PolicySet, RateSpec, decide, decide_fields
-from proxy.policy_fields import parse_request_fields
+from proxy.request_fields import content_type, parse_request_fields
 from proxy.ratelimit import Limiter
 from proxy.ratelimit_gate import RateGate
 from proxy.routing import Route, parse_route
@@ -94,12 +94,6 @@ class Audit:
     upstream_ms: float | None = None
     sign_ms: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
-
-
-def content_type(headers: tuple[tuple[str, str], ...]) -> str | None:
-    """The request's Content-Type; several headers are joined, which no JSON type matches."""
-    values = [value for name, value in headers if name == "content-type"]
-    return ", ".join(values) if values else None
 
 
 class Pipeline:

@@ -241,7 +241,7 @@ class Notional:
             self.bounds.check("notional", value, f" ({endpoint.notional})")
             return value
         if endpoint.quantity is None or endpoint.price is None:
-            raise FieldProblem(f"notional: {endpoint.pattern} has no price (the venue prices it at execution)")
+            raise FieldProblem(f"notional: {endpoint.pattern} has no price (priced at execution)")
         quantity = _non_negative(endpoint.quantity, order.number(endpoint.quantity))
         price = _non_negative(endpoint.price, order.number(endpoint.price))
         try:

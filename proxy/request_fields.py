@@ -75,7 +75,8 @@ class RequestFields:
         if where.location == QUERY:
             if self.has_body:
                 raise Ambiguous(
-                    f"{where.scheme} reads fields from the query on {where.method}, and this request has a body"
+                    f"{where.scheme} reads fields from the query on {where.method}, "
+                    "and this request has a body"
                 )
             items: list[Mapping[str, Any]] = [self.query]
         elif where.location == BODY:
@@ -113,7 +114,7 @@ class RequestFields:
         else:
             for key in data:
                 if key != batch and key.casefold() in folded:
-                    raise Ambiguous(f"{key} is beside the {batch} list: which one applies is the venue's guess")
+                    raise Ambiguous(f"{key} is beside the {batch} list: which applies is the venue's guess")
             orders = data.get(batch)
             if not isinstance(orders, list):
                 raise FieldProblem(f"the batch ({batch}) is missing or not a JSON array")
@@ -134,7 +135,9 @@ class Placement:
     location: str | None
 
 
-def _with_path_values(item: Mapping[str, Any], path_values: Mapping[str, str], where: str) -> Mapping[str, Any]:
+def _with_path_values(
+    item: Mapping[str, Any], path_values: Mapping[str, str], where: str
+) -> Mapping[str, Any]:
     """The order with the path's fields; a body value of the same name must be the same."""
     merged = dict(item)
     for name, value in path_values.items():
@@ -151,7 +154,16 @@ def _with_path_values(item: Mapping[str, Any], path_values: Mapping[str, str], w
 # --------------------------------------------------------------------------- parsing
 
 
-def parse_request_fields(query: str, body: bytes, content_type: str | None = "application/json") -> RequestFields:
+def content_type(headers: Iterable[tuple[str, str]]) -> str | None:
+    """The request's Content-Type (lower-case header names); several headers are joined with
+    ``,``, which no JSON type matches: two Content-Types are ambiguous."""
+    values = [value for name, value in headers if name == "content-type"]
+    return ", ".join(values) if values else None
+
+
+def parse_request_fields(
+    query: str, body: bytes, content_type: str | None = "application/json"
+) -> RequestFields:
     """Fields of a query string and a body. Never raises: problems are recorded.
 
     ``content_type`` is the request's Content-Type (``None``: absent; several headers joined
@@ -179,9 +191,12 @@ def parse_query(query: str) -> tuple[dict[str, str], str | None]:
     params: dict[str, str] = {}
     if not query:
         return params, None
-    for char, why in ((";", "a separator to some servers"), ("+", "a space to form decoders, '+' to others")):
+    for char, why in (
+        (";", "a separator to some servers (send %3B)"),
+        ("+", "a space to form decoders and '+' to others (send %20 or %2B)"),
+    ):
         if char in query:
-            return params, f"{char!r} in the query is {why}: use %3B or %2B / %20"
+            return params, f"{char!r} in the query is {why}"
     folded: dict[str, str] = {}
     for part in query.split("&"):
         key, _, raw = part.partition("=")
@@ -193,7 +208,8 @@ def parse_query(query: str) -> tuple[dict[str, str], str | None]:
             return params, f"query key {show(key)} has characters decoders read differently"
         if key.casefold() in folded:
             twice = "twice" if folded[key.casefold()] == key else "twice (letter case aside)"
-            return params, f"query key {show(key.lower())} appears {twice}: which one counts is the server's choice"
+            shown = show(key.lower())
+            return params, f"query key {shown} appears {twice}: which one counts is the server's choice"
         if _BAD_ESCAPE.search(raw):
             return params, f"malformed percent escape in query value of {key}"
         try:

@@ -157,3 +157,25 @@ def test_explain_unknown_client_exits_2(capsys) -> None:
 def test_check_mentions_report_mode(capsys) -> None:
     assert main(["check", "--config", str(EXAMPLE_CONFIG)]) == 0
     assert "policies: note: client arb-bot is in report mode" in capsys.readouterr().out
+
+
+FIELD_CASES = ROOT / "policies" / "cases" / "fields.yaml"
+
+
+def test_shipped_field_cases_cover_every_class(capsys) -> None:
+    code = main(["policy", "test", str(FIELD_CASES), "--config", str(EXAMPLE_CONFIG)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for marker in ("is in the query", "batch notional", "differs from the path", "case-insensitive decoder",
+                   "non-ASCII digits", "Content-Type", "';' in the query", "method override", "0.15384616"):
+        assert marker in out, marker
+
+
+def test_explain_reads_the_content_type_like_the_proxy(capsys) -> None:
+    body = '{"market": "BTCUSDT", "side": "sell", "amount": "0.1", "price": "65000"}'
+    request = ["--method", "post", "--path", "/v2/spot/order", "--body", body]
+    args = [*EXPLAIN, "--client", "market-maker", *request]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--header", "Content-Type: text/plain"]) == 1
+    assert "Content-Type 'text/plain': field rules read a JSON body" in capsys.readouterr().out

@@ -67,7 +67,8 @@ CASES = [
     ("haqqex", "POST", "/api/v1/orders?pair=BTC_USDT", {"amount": "0.001", "price": "65000"},
      BAD, "pair is in the query; haqqex reads it from the JSON body on POST"),
     # --- 2. batches: each order, and the batch total, within the rule
-    (*CX_BATCH, {"orders": [cx(), cx(market="ETHUSDT", amount="10", price="2000")]}, ALLOW, "desk.allow[0]"),
+    (*CX_BATCH, {"orders": [cx(), cx(market="ETHUSDT", amount="10", price="2000")]},
+     ALLOW, "desk.allow[0]"),
     (*CX_BATCH, {"orders": [cx(), cx(market="DOGEUSDT")]},
      DENY, "order [1]: market 'DOGEUSDT' is not one of [BTCUSDT, ETHUSDT]"),
     (*CX_BATCH, {"orders": [cx(), cx(amount="1", price="65000")]},
@@ -91,7 +92,8 @@ CASES = [
      ALLOW, "desk.allow[2]"),
     ("evedex", "POST", "/api/v2/position/ETHUSD/close", {"instrument": "BTCUSD", "quantity": "1"},
      BAD, "instrument 'BTCUSD' in the body differs from the path's 'ETHUSD'"),
-    ("evedex", "POST", "/api/v2/position/BTCUSD/close", {"quantity": "1", "leverage": 5}, ALLOW, "desk.allow[3]"),
+    ("evedex", "POST", "/api/v2/position/BTCUSD/close", {"quantity": "1", "leverage": 5},
+     ALLOW, "desk.allow[3]"),
     ("evedex", "POST", "/api/v2/position/ETH%55SD/close", {"quantity": "1"},
      BAD, "instrument in the path is percent-encoded"),
     ("evedex", "POST", "/api/tpsl/ETHUSD", {"type": "take-profit", "side": "SELL", "quantity": "0.1",
@@ -233,3 +235,13 @@ async def test_policy_refusal_stays_403(world) -> None:
     with pytest.raises(PolicyDenied, match="DOGEUSDT"):
         await pipeline.handle(request, Body(json.dumps(cx(market="DOGEUSDT")).encode()), Audit())
     assert not upstream.sent
+
+
+@pytest.mark.parametrize("text", ["\u0661", "\uff11\uff10\uff10", "1.\u0665"])
+def test_evedex_signer_refuses_non_ascii_digits(text) -> None:
+    # Decimal("١") is 1 to Python; big.js (and the venue) reject it: never sign a value the
+    # client did not spell in ASCII.
+    from proxy.signers.evedex_orders import to_matcher_number
+
+    with pytest.raises(BadRequest):
+        to_matcher_number(text, "quantity")
