@@ -123,13 +123,15 @@ CASES = [
     ("coinex", "GET", "/v2/spot/pending-order?market=BTCUSDT&note=%C0", None, BAD, "not UTF-8"),
     ("coinex", "GET", "/v2/spot/pending-order?market=BTCUSDT&note=a%20b", None, ALLOW, "desk.allow[1]"),
     # --- 7. EVEDEX: notional on the values that are signed (8 dp, half-up)
+    # 0.166666666 x 60000 = 9999.99996, but the signed quantity is 0.16666667: 10000.0002
     ("evedex", "POST", "/api/v2/order/limit", {"instrument": "BTCUSD", "side": "BUY",
-     "quantity": "0.153846155", "limitPrice": "65000"},
-     DENY, "notional 10000.0004 (quantity 0.15384616 * limitPrice 65000) is above max 10000"),
+     "quantity": "0.166666666", "limitPrice": "60000"},
+     DENY, "notional 10000.0002 (quantity 0.16666667 * limitPrice 60000) is above max 10000"),
     ("evedex", "POST", "/api/v2/order/limit", {"instrument": "BTCUSD", "side": "BUY",
-     "quantity": "0.153846154", "limitPrice": "65000"}, ALLOW, "desk.allow[2]"),
-    ("evedex", "POST", "/api/v2/order/market", {"instrument": "BTCUSD", "side": "BUY",
-     "cashQuantity": "10000.000000005"}, DENY, "notional 10000.00000001 (cashQuantity) is above max 10000"),
+     "quantity": "0.166666664", "limitPrice": "60000"}, ALLOW, "desk.allow[2]"),
+    ("evedex", "POST", "/api/v2/order/limit", {"instrument": "BTCUSD", "side": "BUY",
+     "quantity": "0.6", "limitPrice": "16666.666666666"},  # the price is rounded too
+     DENY, "notional 10000.000000002 (quantity 0.6 * limitPrice 16666.66666667) is above max 10000"),
 ]  # fmt: skip
 
 
