@@ -31,8 +31,9 @@ from proxy import jsonjs
 
 BODY, QUERY = "body", "query"
 # Keys a query may carry when field rules apply: what venues and SDKs use, nothing a decoder
-# could read two ways (no '%', '+', ';', non-ASCII).
-_QUERY_KEY = re.compile(r"[A-Za-z0-9_.~\[\]-]{1,128}\Z")
+# could read two ways: no '%', '+', ';', non-ASCII, and no '[', ']' or '.' (Rails, PHP and
+# Spring read "orders[0][price]" or "order.price" as nested fields).
+_QUERY_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _JSON_TYPE = re.compile(r"application/json[ \t]*(?:;[ \t]*charset[ \t]*=[ \t]*\"?utf-8\"?[ \t]*)?\Z", re.I)
 _ECHO = 40  # how much of a client's text a reason may quote

@@ -122,6 +122,10 @@ CASES = [
     ("coinex", "GET", "/v2/spot/pending-order?market=BTC%ZZUSDT", None, BAD, "malformed percent escape"),
     ("coinex", "GET", "/v2/spot/pending-order?market=BTCUSDT&note=%C0", None, BAD, "not UTF-8"),
     ("coinex", "GET", "/v2/spot/pending-order?market=BTCUSDT&note=a%20b", None, ALLOW, "desk.allow[1]"),
+    (*CX_BATCH[:2], "/v2/spot/batch-order?orders[0][price]=1", {"orders": [cx()]},
+     BAD, "query key 'orders[0][price]' has characters decoders read differently"),
+    ("coinex", "GET", "/v2/spot/pending-order?market=BTCUSDT&order.market=DOGEUSDT", None,
+     BAD, "has characters decoders read differently"),
     # --- 7. EVEDEX: notional on the values that are signed (8 dp, half-up)
     # 0.166666666 x 60000 = 9999.99996, but the signed quantity is 0.16666667: 10000.0002
     ("evedex", "POST", "/api/v2/order/limit", {"instrument": "BTCUSD", "side": "BUY",
