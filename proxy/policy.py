@@ -188,6 +188,7 @@ def decide_request(
     body: bytes = b"",
     scheme: str | None = None,
     content_type: str | None = "application/json",
+    content_encoding: str | None = None,
 ) -> Decision:
     """Both steps for one request (``policy test``, ``policy explain``); ``target`` may carry a query.
 
@@ -198,7 +199,8 @@ def decide_request(
     decision = decide(client, venue, account, method, path)
     if decision.pending is None:
         return decision
-    return decide_fields(decision, parse_request_fields(query, body, content_type), scheme)
+    fields = parse_request_fields(query, body, content_type, content_encoding)
+    return decide_fields(decision, fields, scheme)
 
 
 def _allowed(rule: Rule) -> Decision:

@@ -45,7 +45,7 @@ from proxy.hygiene import refuse_method_override
 from proxy.order_fields import load_order_fields
 from proxy.policy import Client, Decision, PolicySet, decide_request
 from proxy.policy_loader import METHODS, load_policies
-from proxy.request_fields import content_type
+from proxy.request_fields import joined_header
 from proxy.routing import parse_route
 
 Outcome = Literal["allow", "deny", "report"]
@@ -133,10 +133,11 @@ def evaluate(
         refuse_method_override(headers, route.query)
     except ProxyError as error:
         return Decision(False, f"refused before the policy ({error.code}): {error.message}", bad_request=True)
-    typed = content_type(headers)
+    typed = joined_header(headers, "content-type")
     if typed is None:
         typed = "application/json"
-    return decide_request(client, venue, account, method, target, body, world.scheme(venue), typed)
+    encoding = joined_header(headers, "content-encoding")
+    return decide_request(client, venue, account, method, target, body, world.scheme(venue), typed, encoding)
 
 
 def outcome(decision: Decision) -> Outcome:

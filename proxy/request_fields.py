@@ -155,20 +155,24 @@ def _with_path_values(
 # --------------------------------------------------------------------------- parsing
 
 
-def content_type(headers: Iterable[tuple[str, str]]) -> str | None:
-    """The request's Content-Type (lower-case header names); several headers are joined with
-    ``,``, which no JSON type matches: two Content-Types are ambiguous."""
-    values = [value for name, value in headers if name == "content-type"]
+def joined_header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """A request header's value (lower-case names); several are joined with ``,``, which no
+    JSON Content-Type matches: two Content-Types are ambiguous."""
+    values = [value for key, value in headers if key == name]
     return ", ".join(values) if values else None
 
 
 def parse_request_fields(
-    query: str, body: bytes, content_type: str | None = "application/json"
+    query: str,
+    body: bytes,
+    content_type: str | None = "application/json",
+    content_encoding: str | None = None,
 ) -> RequestFields:
     """Fields of a query string and a body. Never raises: problems are recorded.
 
     ``content_type`` is the request's Content-Type (``None``: absent; several headers joined
     with ``,``, which no JSON type matches). Defaults to JSON for hand-written requests.
+    ``content_encoding``: a body the venue would decompress is not the body the policy read.
     """
     params, ambiguity = parse_query(query)
     if not body.strip():
@@ -177,6 +181,8 @@ def parse_request_fields(
     if content_type is None or not _JSON_TYPE.match(content_type.strip()):
         shown = "no Content-Type" if content_type is None else f"Content-Type {show(content_type)}"
         typed = f"{shown}: field rules read a JSON body, sent as application/json (charset utf-8 at most)"
+    elif content_encoding is not None and content_encoding.strip().lower() != "identity":
+        typed = f"Content-Encoding {show(content_encoding)}: field rules read the body as sent, uncompressed"
     try:
         data = _parse_json(body)
     except Ambiguous as exc:

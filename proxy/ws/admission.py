@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxy.errors import PolicyDenied, UnknownRoute
+from proxy.errors import BadRequest, PolicyDenied, UnknownRoute
 from proxy.identity import identify
 from proxy.pipeline import Incoming, Pipeline, Venue
 from proxy.policy import Client, Decision, decide, decide_fields
@@ -56,6 +56,8 @@ def authorize_stream(pipeline: Pipeline, request: Incoming) -> StreamGrant:
     if decision.pending is not None:
         fields = parse_request_fields(route.query, b"")
         decision = decide_fields(decision, fields, venue.signer.scheme)
+    if decision.bad_request:  # an ambiguous query (docs/policies.md): 400, as on REST
+        raise BadRequest(decision.reason)
     if not decision.allowed:
         raise PolicyDenied(decision.reason)
     return StreamGrant(client, route, venue, decision)

@@ -195,6 +195,8 @@ ORDER_BYTES = json.dumps(cx()).encode()
         ((("content-type", "application/json; charset=latin-1"),), "Content-Type"),
         ((("content-type", "application/json"), ("content-type", "text/plain")), "Content-Type"),
         ((), "no Content-Type"),
+        ((("content-type", "application/json"), ("content-encoding", "gzip")), "Content-Encoding 'gzip'"),
+        ((("content-type", "application/json"), ("content-encoding", "identity")), None),
     ],
 )
 async def test_content_type_must_be_the_one_the_venue_parses(world, headers, refused) -> None:
