@@ -33,8 +33,8 @@ from proxy.errors import (
 from proxy.forward import Upstream
 from proxy.hygiene import HeaderPolicy, refuse_method_override
 from proxy.identity import identify
-from proxy.policy import Client, PolicySet, RateSpec, decide, decide_fields
-from proxy.request_fields import joined_header, parse_request_fields
+from proxy.policy import Client, PolicySet, RateSpec, decide, decide_request_fields
+from proxy.request_fields import joined_header
 from proxy.ratelimit import Limiter
 from proxy.ratelimit_gate import RateGate
 from proxy.routing import Route, parse_route
@@ -163,8 +163,7 @@ class Pipeline:
         if decision.pending is not None:
             body = await read_body()
             typed, coded = joined_header(headers, "content-type"), joined_header(headers, "content-encoding")
-            fields = parse_request_fields(route.query, body, typed, coded)
-            decision = decide_fields(decision, fields, venue.signer.scheme)
+            decision = decide_request_fields(decision, route.query, body, typed, coded, venue.signer.scheme)
         audit.decision, audit.rule = decision.reason, decision.rule
         if decision.bad_request:  # ambiguous: refused in every mode (docs/policies.md)
             raise BadRequest(decision.reason)

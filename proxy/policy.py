@@ -192,11 +192,23 @@ def decide_request(
 ) -> Decision:
     """Both steps for one request (``policy test``, ``policy explain``); ``target`` may carry a query.
 
-    The pipeline runs the same two steps (``decide``, then ``decide_fields`` on
-    ``parse_request_fields`` of the request's query, body and Content-Type).
+    The pipeline runs the same two steps: ``decide``, then ``decide_request_fields``.
     """
     path, _, query = target.partition("?")
     decision = decide(client, venue, account, method, path)
+    return decide_request_fields(decision, query, body, content_type, content_encoding, scheme)
+
+
+def decide_request_fields(
+    decision: Decision,
+    query: str,
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    scheme: str | None,
+) -> Decision:
+    """The fields step on a request's raw query, body and headers: what the pipeline runs
+    after ``decide`` (and ``policy test``/``explain`` through ``decide_request``)."""
     if decision.pending is None:
         return decision
     fields = parse_request_fields(query, body, content_type, content_encoding)

@@ -2,9 +2,9 @@
 
 Both run the proxy's own steps on requests described by hand: the path vetting
 (``proxy.routing``), the method-override refusal (``proxy.hygiene``), then
-``proxy.policy.decide_request`` -- the function pair the pipeline runs, path first and then
-fields, with the request's Content-Type -- so a case shows exactly what the proxy would
-answer. Ambiguous requests (a 400 in the proxy) are ``deny`` with a reason that says so.
+``proxy.policy.decide_request`` -- ``decide`` then ``decide_request_fields``, the pair the
+pipeline runs, with the request's Content-Type -- so a case shows exactly what the proxy
+would answer. Ambiguous requests (a 400 in the proxy) are ``deny`` with a reason that says so.
 
 A cases file is versioned YAML (``docs/policies.md``)::
 

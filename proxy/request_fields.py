@@ -120,7 +120,7 @@ class RequestFields:
             if not isinstance(orders, list):
                 raise FieldProblem(f"the batch ({batch}) is missing or not a JSON array")
         if not orders:
-            raise FieldProblem(f"the batch ({batch}) is empty")
+            raise FieldProblem("the batch is empty" if batch == "$" else f"the batch ({batch}) is empty")
         for index, item in enumerate(orders):
             if not isinstance(item, dict):
                 raise FieldProblem(f"order [{index}] is not a JSON object")
