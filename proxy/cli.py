@@ -84,6 +84,10 @@ def _policy_parsers(policy: argparse.ArgumentParser) -> None:
     explain.add_argument("--method", required=True, type=str.upper)
     explain.add_argument("--path", required=True, help="upstream path, may carry ?query")
     explain.add_argument("--body", default="", help="request body, e.g. a JSON object")
+    explain.add_argument(
+        "--header", action="append", default=[], metavar="NAME:VALUE",
+        help="a request header, e.g. 'Content-Type: text/plain' (default Content-Type: application/json)",
+    )
     explain.set_defaults(func=_policy_explain)
     for command in (test, explain):
         group = command.add_mutually_exclusive_group()
@@ -170,8 +174,16 @@ def _policy_explain(args: argparse.Namespace) -> int:
     world = load_world(args.config or _default_config(), args.policies)
     client = world.client(args.client, args.policies or args.config or _default_config(), "--client")
     body = args.body.encode()
-    decision = evaluate(world, client, args.venue, args.account, args.method, args.path, body)
+    headers = tuple(_header(text) for text in args.header)
+    decision = evaluate(world, client, args.venue, args.account, args.method, args.path, body, headers)
     return print_explanation(world, decision, args.venue, args.method, args.path, sys.stdout)
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise SystemExit(f"--header {text!r}: expected NAME:VALUE")
+    return name.strip().lower(), value.strip()
 
 
 def _default_config() -> str:

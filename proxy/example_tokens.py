@@ -18,6 +18,9 @@ EXAMPLE_TOKEN_SHA256: dict[str, str] = {
     "4300c0ebb7e6d28bcc4e85f481386524efa3f5610a9a980767f6c00cc5cb95b6": (
         'policies/example.yaml: "example-arb-bot-token-demo-only"'
     ),
+    "b21cd99f8b91d68c81e8ca97ce9c14a6463119210eec2274ab647cf582e970ce": (
+        'policies/example.yaml: "example-perp-bot-token-demo-only"'
+    ),
     # Earlier examples, still refused for anyone who copied them.
     "8d969eef6ecad3c29a3a629280e686cf0c3f5d5a86aff3ca12020c923adc6c92": 'old policies/example.yaml: "123456"',
     "7b200e02036e91d6866b657be8ea0f37b0aed8bf87d71ae4d52c1a2005d28319": (

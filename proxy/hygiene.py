@@ -13,11 +13,19 @@ Dropped (DESIGN.md, "Header hygiene"):
   ``X-Real-IP``).
 
 The set of names is computed once (``HeaderPolicy``), not per request.
+
+Refused, not dropped (``refuse_method_override``): ``X-HTTP-Method-Override``,
+``X-Method-Override``, ``X-HTTP-Method`` and a ``_method`` query key. Frameworks that honour
+them run another method than the one the policy decided on (a GET-only rule would admit a
+DELETE). Dropping them silently would hide a client bug; a 400 says what to fix.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import unquote
+
+from proxy.errors import BadRequest
 
 HOP_BY_HOP = frozenset(
     {
@@ -37,6 +45,7 @@ ALWAYS_DROPPED = frozenset(
     {"host", "content-length", "authorization", "forwarded", "x-real-ip", "x-request-id"}
 )
 DROPPED_PREFIXES = ("x-forwarded-",)
+METHOD_OVERRIDES = frozenset({"x-http-method-override", "x-method-override", "x-http-method"})
 
 
 class HeaderPolicy:
@@ -68,3 +77,15 @@ def _connection_tokens(headers: list[tuple[str, str]]) -> frozenset[str]:
         if name == "connection":
             tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
     return frozenset(tokens)
+
+
+def refuse_method_override(headers: Iterable[tuple[str, str]], query: str) -> None:
+    """``BadRequest`` when the request asks a server to run another method than its own."""
+    for name, _value in headers:
+        if name in METHOD_OVERRIDES:
+            raise BadRequest(f"method override header {name} is refused: send the method itself")
+    if "_method" in query.lower() or "%" in query:  # cheap test first: most queries have neither
+        for part in query.replace(";", "&").split("&"):
+            key = unquote(part.partition("=")[0].replace("+", " ")).strip().casefold()
+            if key == "_method":
+                raise BadRequest("method override query parameter _method is refused: send the method itself")

@@ -22,6 +22,7 @@ from proxy.clock import Clock
 from proxy.credentials.base import Credentials, CredentialStore, require_fields
 from proxy.credentials.transit import TransitKeys, pinned_version
 from proxy.errors import (
+    BadRequest,
     CredentialsUnavailable,
     PolicyDenied,
     ProxyError,
@@ -30,12 +31,12 @@ from proxy.errors import (
     UnknownRoute,
 )
 from proxy.forward import Upstream
-from proxy.hygiene import HeaderPolicy
+from proxy.hygiene import HeaderPolicy, refuse_method_override
 from proxy.identity import identify
-from proxy.policy import Client, PolicySet, RateSpec, decide, decide_fields
-from proxy.policy_fields import parse_request_fields
+from proxy.policy import Client, PolicySet, RateSpec, decide, decide_request_fields
 from proxy.ratelimit import Limiter
 from proxy.ratelimit_gate import Charge, RateGate
+from proxy.request_fields import joined_header
 from proxy.routing import Route, parse_route
 from proxy.signers.base import OutgoingRequest, SignContext, Signer, UpstreamReply, header_value
 from proxy.signers.keyops import KeyOperator
@@ -135,10 +136,11 @@ class Pipeline:
         client = identify(policies, request.header("proxy-authorization"), request.peer)
         audit.client = client.name
         route = parse_route(request.raw_path, request.query)
+        refuse_method_override(request.headers, route.query)
         audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
         venue = self._venue(route, audit)
         audit.scheme = venue.signer.scheme  # from here on, refusals take this venue's error shape
-        body = await self._authorize(client, route, request.method, venue, read_body, audit)
+        body = await self._authorize(client, route, request, venue, read_body, audit)
         await self.admit(policies, client.name, client.rate_limit, route, audit)
         if body is None:
             body = await read_body()
@@ -165,20 +167,23 @@ class Pipeline:
         return venue
 
     async def _authorize(
-        self, client: Client, route: Route, method: str, venue: Venue, read_body: ReadBody, audit: Audit
+        self, client: Client, route: Route, request: Incoming, venue: Venue, read_body: ReadBody, audit: Audit
     ) -> bytes | None:
         """The policy step. Returns the body when field constraints made it read it.
 
         The path decides first; the body is read only when a path-matching allow rule
         constrains fields, i.e. only for an identified client the path already admits.
         """
+        method, headers = request.method, request.headers
         decision = decide(client, route.venue, route.account, method, route.upstream_path)
         body = None
         if decision.pending is not None:
             body = await read_body()
-            fields = parse_request_fields(route.query, body)
-            decision = decide_fields(decision, fields, venue.signer.scheme)
+            typed, coded = joined_header(headers, "content-type"), joined_header(headers, "content-encoding")
+            decision = decide_request_fields(decision, route.query, body, typed, coded, venue.signer.scheme)
         audit.decision, audit.rule = decision.reason, decision.rule
+        if decision.bad_request:  # ambiguous: refused in every mode (docs/policies.md)
+            raise BadRequest(decision.reason)
         # Report mode: the request goes on; the access log carries why it will be refused once
         # enforced. Metric hook: proxy.app._record counts audit.would_deny per audit.rule.
         audit.would_deny = decision.would_deny

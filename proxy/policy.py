@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from proxy.path_spelling import PathGlob, canonical_path, glob_regex
-from proxy.policy_fields import Constraints, RequestFields, parse_request_fields
+from proxy.policy_fields import Ambiguous, Constraints, RequestFields, parse_request_fields
 
 
 def compile_glob(pattern: str) -> re.Pattern[str]:
@@ -106,6 +106,7 @@ class Decision:
     rule: str | None = None
     would_deny: str | None = None  # report mode: let through, but enforcing would deny for this
     pending: Pending | None = None  # fields not checked yet; ``allowed`` is False until they are
+    bad_request: bool = False  # refused as ambiguous (400), whatever the mode: never forwarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +178,13 @@ def decide_fields(decision: Decision, fields: RequestFields, scheme: str | None 
     for rule in pending.candidates:
         failure = None
         if rule.constraints is not None:
-            failure = rule.constraints.check(fields, scheme, pending.method, pending.path)
+            try:
+                failure = rule.constraints.check(fields, scheme, pending.method, pending.path)
+            except Ambiguous as ambiguous:
+                # Not a policy outcome: what the venue would read is unknown, so report mode
+                # cannot let it through either (docs/policies.md, "Refused as ambiguous").
+                reason = f"ambiguous request, refused: {ambiguous} (allow rule {rule.name} reads fields)"
+                return Decision(False, reason, rule.name, bad_request=True)
         if failure is None:
             passed = _allowed(rule)
             break
@@ -204,13 +211,32 @@ def decide_request(
     target: str,
     body: bytes = b"",
     scheme: str | None = None,
+    content_type: str | None = "application/json",
+    content_encoding: str | None = None,
 ) -> Decision:
-    """Both steps for one request (``policy test``, ``policy explain``); ``target`` may carry a query."""
+    """Both steps for one request (``policy test``, ``policy explain``); ``target`` may carry a query.
+
+    The pipeline runs the same two steps: ``decide``, then ``decide_request_fields``.
+    """
     path, _, query = target.partition("?")
     decision = decide(client, venue, account, method, path)
+    return decide_request_fields(decision, query, body, content_type, content_encoding, scheme)
+
+
+def decide_request_fields(
+    decision: Decision,
+    query: str,
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    scheme: str | None,
+) -> Decision:
+    """The fields step on a request's raw query, body and headers: what the pipeline runs
+    after ``decide`` (and ``policy test``/``explain`` through ``decide_request``)."""
     if decision.pending is None:
         return decision
-    return decide_fields(decision, parse_request_fields(query, body), scheme)
+    fields = parse_request_fields(query, body, content_type, content_encoding)
+    return decide_fields(decision, fields, scheme)
 
 
 def _allowed(rule: Rule) -> Decision:

@@ -1,8 +1,10 @@
 """``signing-proxy policy test`` and ``policy explain``: the proxy's own decision code, offline.
 
-Both run ``proxy.policy.decide_request`` -- the function pair the pipeline runs, path first
-and then fields -- on requests described by hand, after the same path vetting the proxy
-does (``proxy.routing``), so a case shows exactly what the proxy would answer.
+Both run the proxy's own steps on requests described by hand: the path vetting
+(``proxy.routing``), the method-override refusal (``proxy.hygiene``), then
+``proxy.policy.decide_request`` -- ``decide`` then ``decide_request_fields``, the pair the
+pipeline runs, with the request's Content-Type -- so a case shows exactly what the proxy
+would answer. Ambiguous requests (a 400 in the proxy) are ``deny`` with a reason that says so.
 
 A cases file is versioned YAML (``docs/policies.md``)::
 
@@ -18,6 +20,7 @@ A cases file is versioned YAML (``docs/policies.md``)::
         method: POST
         path: /v2/spot/order      # may carry ?query
         body: {market: BTCUSDT, side: buy, amount: "1", price: "30000"}   # or a string
+        headers: {Content-Type: text/plain}   # optional; default Content-Type: application/json
         expect: allow             # allow | deny | report (let through, would deny)
         reason: market-maker.allow[1]   # a substring of the reason (report: of would_deny)
 
@@ -38,9 +41,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from proxy.config_errors import ConfigError, from_validation_error
 from proxy.errors import ProxyError
+from proxy.hygiene import refuse_method_override
 from proxy.order_fields import load_order_fields
 from proxy.policy import Client, Decision, PolicySet, decide_request
 from proxy.policy_loader import METHODS, load_policies
+from proxy.request_fields import joined_header
 from proxy.routing import parse_route
 
 Outcome = Literal["allow", "deny", "report"]
@@ -56,6 +61,7 @@ class CaseModel(BaseModel):
     method: str
     path: str = Field(pattern=r"^/")
     body: dict[str, Any] | list[Any] | str | None = None
+    headers: dict[str, str] = {}
     expect: Outcome
     reason: str = Field(min_length=1)
 
@@ -114,15 +120,29 @@ def load_world(
 
 
 def evaluate(
-    world: PolicyWorld, client: Client, venue: str, account: str, method: str, target: str, body: bytes
+    world: PolicyWorld,
+    client: Client,
+    venue: str,
+    account: str,
+    method: str,
+    target: str,
+    body: bytes,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> Decision:
-    """What the proxy decides for this request: path vetting, then ``decide_request``."""
+    """What the proxy decides for this request: path vetting, method overrides, then
+    ``decide_request``. ``headers`` have lower-case names; without a Content-Type the
+    request is taken as JSON (what a hand-written case means)."""
     path, _, query = target.partition("?")
     try:
-        parse_route(f"/{venue}/{account}{path}".encode(), query.encode())
+        route = parse_route(f"/{venue}/{account}{path}".encode(), query.encode())
+        refuse_method_override(headers, route.query)
     except ProxyError as error:
-        return Decision(False, f"refused before the policy ({error.code}): {error.message}")
-    return decide_request(client, venue, account, method, target, body, world.scheme(venue))
+        return Decision(False, f"refused before the policy ({error.code}): {error.message}", bad_request=True)
+    typed = joined_header(headers, "content-type")
+    if typed is None:
+        typed = "application/json"
+    encoding = joined_header(headers, "content-encoding")
+    return decide_request(client, venue, account, method, target, body, world.scheme(venue), typed, encoding)
 
 
 def outcome(decision: Decision) -> Outcome:
@@ -180,7 +200,8 @@ def run_cases(world: PolicyWorld, cases: CasesFileModel, source: str | Path) -> 
     for index, case in enumerate(cases.cases):
         client = world.client(case.client, source, f"cases.{index}.client")
         target, body = case.path, body_bytes(case.body)
-        decision = evaluate(world, client, case.venue, case.account, case.method, target, body)
+        headers = tuple((name.lower(), value) for name, value in case.headers.items())
+        decision = evaluate(world, client, case.venue, case.account, case.method, target, body, headers)
         results.append(CaseResult(case, decision))
     return results
 

@@ -4,12 +4,13 @@ Pure and exact: numbers are ``Decimal`` from the request's own text (JSON number
 ``parse_float``/``parse_int``, venue-style decimal strings such as ``"0.001"``), never
 floats, and the notional product is computed in a context that refuses to round. A
 value that cannot be checked -- missing, not a number, ambiguous, an unparseable body --
-is a refusal with a reason (``FieldProblem``), never an exception that escapes.
+is a refusal with a reason (``FieldProblem``), never an exception that escapes; a request
+two parsers could read differently raises ``Ambiguous`` (a 400 in every mode).
 
-Where a field is looked up: the JSON body (an object, or each object of a non-empty array:
-batch order endpoints), otherwise the query string. A field given in both, or twice in the
-query, is ambiguous (which one the venue reads is its business) and refused; so is a JSON
-object with a duplicate key. Only top-level fields are checked.
+Where a field is looked up is where the venue reads it (``proxy.request_fields``): per
+scheme and method the JSON body or the query (``placement`` in ``order_fields.yaml``), each
+order of a declared batch, and path segments the venue reads as fields (EVEDEX
+``{instrument}``). Amounts the venue rounds before signing are checked rounded.
 
 The notional cap needs the venue's names for quantity and price on the endpoint. They are
 data (``proxy/order_fields.yaml``, loaded by ``proxy.policy_loader``), looked up by the
@@ -18,10 +19,9 @@ venue's *scheme*, so a rule says ``notional: {max: "50000"}`` without knowing th
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import (
     Context,
     Decimal,
@@ -32,13 +32,22 @@ from decimal import (
     Underflow,
 )
 from typing import Any
-from urllib.parse import parse_qsl
 
-from proxy import jsonjs
+from proxy.request_fields import (
+    Ambiguous,
+    FieldProblem,
+    Placement,
+    RequestFields,
+    parse_request_fields,
+    show,
+)
+
+__all__ = ["Ambiguous", "FieldProblem", "RequestFields", "parse_request_fields", "show"]
 
 # Venues send amounts as strings ("0.001"); accept exactly the plain decimal form. Signs,
-# exponents, spaces, "1." and ".5" are refused: a venue may read them differently.
-_DECIMAL_TEXT = re.compile(r"-?\d{1,40}(?:\.\d{1,40})?\Z")
+# exponents, spaces, "1." and ".5" are refused: a venue may read them differently. ASCII
+# digits only: Python's \d (and Decimal) take "\u0661" and "\uff11\uff10\uff10", a JavaScript venue does not.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]{1,40}(?:\.[0-9]{1,40})?\Z")
 # JSON number literals can be huge ("1e999999999"): bound coefficient and exponent so that
 # the product below is exact in _EXACT (two 80-digit coefficients need 160 digits, exponents
 # stay within -320..160) and cheap to compute. Real order amounts are nowhere near.
@@ -47,99 +56,46 @@ EXPONENTS = range(-160, 81)
 _EXACT = Context(
     prec=400, Emax=9999, Emin=-9999, traps=[Inexact, Rounded, Overflow, Underflow, InvalidOperation]
 )
-_ECHO = 40  # how much of a client's value a reason may quote (reasons reach logs and 403s)
+_ROUNDING = Context(prec=200)  # as_decimal's bounds keep every rounded amount exact in this
 
 
-class FieldProblem(Exception):
-    """A request does not satisfy a constraint, or cannot be checked; the text is the reason."""
-
-
-# --------------------------------------------------------------------------- request fields
+# --------------------------------------------------------------------------- one order
 
 
 @dataclass(frozen=True, slots=True)
-class RequestFields:
-    """The request's fields as a policy sees them: one mapping per order, plus the query."""
+class Rounding:
+    """How a venue rounds amounts before signing (EVEDEX: 8 decimals, half-up)."""
 
-    items: tuple[dict[str, Any], ...]
-    query: dict[str, list[str]]
-    problem: str | None = None  # the body could not be read as fields: every constraint fails
-    batch: bool = False  # the body was an array: reasons name the order's index
+    decimals: int
+    mode: str  # a ``decimal`` rounding constant, e.g. ROUND_HALF_UP
 
-    def value(self, item: Mapping[str, Any], name: str) -> Any:
-        values = self.query.get(name)
-        if name in item:
-            if values is not None:
-                raise FieldProblem(f"{name} is in both the query and the body")
-            return item[name]
-        if values is None:
+    def apply(self, number: Decimal) -> Decimal:
+        rounded = number.quantize(Decimal(1).scaleb(-self.decimals), rounding=self.mode, context=_ROUNDING)
+        return number if rounded == number else Decimal(plain(rounded))  # reasons show what is signed
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One order's fields as the venue reads them (``RequestFields.orders``).
+
+    ``amounts`` are the fields the venue rounds (``rounding``) before it signs: bounds and
+    the notional are checked on the rounded value, the one that is signed and executed.
+    """
+
+    values: Mapping[str, Any]
+    amounts: frozenset[str] = frozenset()
+    rounding: Rounding | None = None
+
+    def value(self, name: str) -> Any:
+        if name not in self.values:
             raise FieldProblem(f"{name} is missing")
-        if len(values) > 1:
-            raise FieldProblem(f"{name} appears {len(values)} times in the query")
-        return values[0]
+        return self.values[name]
 
-
-def parse_request_fields(query: str, body: bytes) -> RequestFields:
-    """Fields of a query string and a body. Never raises: an unusable body sets ``problem``."""
-    params: dict[str, list[str]] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        params.setdefault(key, []).append(value)
-    if not body.strip():
-        return RequestFields(({},), params)
-    try:
-        data = _parse_json(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONJSError too
-        return RequestFields((), params, problem=f"the body is not usable JSON ({_brief(exc)})")
-    if isinstance(data, dict):
-        return RequestFields((data,), params)
-    if isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
-        return RequestFields(tuple(data), params, batch=True)
-    return RequestFields((), params, problem="the body is not a JSON object or a non-empty array of objects")
-
-
-def _parse_json(body: bytes) -> Any:
-    text = body.decode("utf-8")
-    jsonjs.check_depth(text)  # before json.loads: deep nesting can crash the process
-    return json.loads(
-        text,
-        parse_float=Decimal,
-        parse_int=Decimal,
-        parse_constant=_reject_constant,
-        object_pairs_hook=_unique_keys,
-    )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        # Parsers disagree on which duplicate wins: the policy could check one, the venue use the other.
-        raise ValueError("duplicate object key")
-    return obj
-
-
-def _brief(exc: BaseException) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8"
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-    return str(exc)[:80]
-
-
-def show(value: Any) -> str:
-    """A client value as a reason may quote it: short, and never more than ``_ECHO`` chars."""
-    if isinstance(value, str):
-        return repr(value[:_ECHO] + ("..." if len(value) > _ECHO else ""))
-    if isinstance(value, Decimal):
-        text = str(value)
-        return text if len(text) <= _ECHO else text[:_ECHO] + "..."
-    names = {dict: "an object", list: "an array", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
+    def number(self, name: str) -> Decimal:
+        number = as_decimal(name, self.value(name))
+        if self.rounding is not None and name in self.amounts:
+            number = self.rounding.apply(number)
+        return number
 
 
 def plain(number: Decimal) -> str:
@@ -153,6 +109,8 @@ def as_decimal(name: str, value: Any) -> Decimal:
         number = value
     elif isinstance(value, str) and _DECIMAL_TEXT.match(value):
         number = Decimal(value)
+    elif isinstance(value, str) and not value.isascii() and any(char.isdigit() for char in value):
+        raise Ambiguous(f"{name} {show(value)} has non-ASCII digits: Python reads them, JSON venues do not")
     else:
         raise FieldProblem(f"{name} {show(value)} is not a decimal number")
     _sign, digits, exponent = number.as_tuple()
@@ -191,8 +149,8 @@ class OneOf:
     values: frozenset[str]
     listing: str  # the values in the order the policy wrote them, for reasons
 
-    def check(self, request: RequestFields, item: Mapping[str, Any]) -> None:
-        value = request.value(item, self.field)
+    def check(self, order: Order) -> None:
+        value = order.value(self.field)
         if not isinstance(value, str):
             raise FieldProblem(f"{self.field} {show(value)} is not a string")
         if value not in self.values:
@@ -209,8 +167,8 @@ class FieldRange:
     field: str
     bounds: Bounds
 
-    def check(self, request: RequestFields, item: Mapping[str, Any]) -> None:
-        self.bounds.check(self.field, as_decimal(self.field, request.value(item, self.field)))
+    def check(self, order: Order) -> None:
+        self.bounds.check(self.field, order.number(self.field))
 
     def describe(self) -> str:
         return self.bounds.describe(self.field)
@@ -222,15 +180,25 @@ class Endpoint:
 
     method: str
     pattern: str
-    path: re.Pattern[str]
+    path: re.Pattern[str]  # named groups: path segments the venue reads as fields
     quantity: str | None = None
     price: str | None = None
     notional: str | None = None  # a field that *is* the notional (EVEDEX market orders)
     market: str | None = None
     side: str | None = None
+    batch: str | None = None  # body key of the list of orders; "$": the body is the list
+
+    @property
+    def amounts(self) -> frozenset[str]:
+        """The fields the notional is computed from (the venue may round them)."""
+        return frozenset(name for name in (self.quantity, self.price, self.notional) if name)
+
+    def path_values(self, path: str) -> dict[str, str]:
+        found = self.path.match(path)
+        return {} if found is None else found.groupdict()
 
     def describe(self) -> str:
-        roles = ("market", "side", "quantity", "price", "notional")
+        roles = ("market", "side", "quantity", "price", "notional", "batch")
         named = " ".join(f"{role}={getattr(self, role)}" for role in roles if getattr(self, role))
         return f"{self.method} {self.pattern}: {named}"
 
@@ -239,6 +207,8 @@ class Endpoint:
 class OrderFields:
     source: str
     schemes: Mapping[str, tuple[Endpoint, ...]]
+    placement: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # scheme -> method -> where
+    rounding: Mapping[str, Rounding] = field(default_factory=dict)  # scheme -> how amounts are rounded
 
     def find(self, scheme: str, method: str, path: str) -> Endpoint | None:
         for endpoint in self.schemes.get(scheme, ()):
@@ -246,39 +216,47 @@ class OrderFields:
                 return endpoint
         return None
 
+    def where(self, scheme: str, method: str) -> Placement:
+        return Placement(scheme, method, self.placement.get(scheme, {}).get(method))
+
 
 @dataclass(frozen=True, slots=True)
 class Notional:
     """``notional: {max: ..}``: quantity x price (or the venue's notional field) within bounds.
 
     Negative quantities or prices are refused: no venue accepts them, and allowing them would
-    let a negative product slip under any cap.
+    let a negative product slip under any cap. In a batch each order is checked, and so is
+    the sum over the batch against ``max``: one request never commits more than the cap.
     """
 
     bounds: Bounds
     table: OrderFields
 
-    def check(self, request: RequestFields, item: Mapping[str, Any], endpoint: Endpoint | None) -> None:
+    def check(self, order: Order, endpoint: Endpoint | None) -> Decimal:
+        """The order's notional, once it is within bounds."""
         if endpoint is None:
             raise FieldProblem("notional: no order field names are known for this endpoint")
         if endpoint.notional is not None:
-            value = _non_negative(endpoint.notional, request.value(item, endpoint.notional))
+            value = _non_negative(endpoint.notional, order.number(endpoint.notional))
             self.bounds.check("notional", value, f" ({endpoint.notional})")
-            return
-        if endpoint.quantity is None or endpoint.price is None:  # the loader forbids this
-            raise FieldProblem("notional: this endpoint has no quantity and price fields")
-        quantity = _non_negative(endpoint.quantity, request.value(item, endpoint.quantity))
-        price = _non_negative(endpoint.price, request.value(item, endpoint.price))
+            return value
+        if endpoint.quantity is None or endpoint.price is None:
+            raise FieldProblem(f"notional: {endpoint.pattern} has no price (priced at execution)")
+        quantity = _non_negative(endpoint.quantity, order.number(endpoint.quantity))
+        price = _non_negative(endpoint.price, order.number(endpoint.price))
         try:
             product = _EXACT.multiply(quantity, price)
         except ArithmeticError:  # as_decimal's bounds make this exact; never let a trap escape
             raise FieldProblem("notional is out of range") from None
         detail = f" ({endpoint.quantity} {quantity} * {endpoint.price} {price})"
         self.bounds.check("notional", product, detail)
+        return product
+
+    def check_batch(self, total: Decimal, count: int) -> None:
+        Bounds(high=self.bounds.high).check("batch notional", total, f" ({count} orders)")
 
 
-def _non_negative(name: str, value: Any) -> Decimal:
-    number = as_decimal(name, value)
+def _non_negative(name: str, number: Decimal) -> Decimal:
     if number < 0:
         raise FieldProblem(f"{name} {number} is negative")
     return number
@@ -290,21 +268,54 @@ class Constraints:
 
     fields: tuple[OneOf | FieldRange, ...] = ()
     notional: Notional | None = None
+    table: OrderFields | None = None  # None: the notional's, else the shipped order_fields.yaml
 
     def check(self, request: RequestFields, scheme: str, method: str, path: str) -> str | None:
-        """``None`` when every order satisfies every constraint, else the first failure."""
-        if request.problem is not None:
-            return request.problem
-        endpoint = None if self.notional is None else self.notional.table.find(scheme, method, path)
-        for index, item in enumerate(request.items):
+        """``None`` when every order satisfies every constraint, else the first failure.
+
+        Raises ``Ambiguous`` when the venue's reading of the request cannot be known.
+        """
+        table = self._table()
+        endpoint = table.find(scheme, method, path)
+        names = {constraint.field for constraint in self.fields}
+        amounts: frozenset[str] = frozenset()
+        batch, path_values = None, {}
+        if endpoint is not None:
+            amounts, batch, path_values = endpoint.amounts, endpoint.batch, endpoint.path_values(path)
+        try:
+            orders = request.orders(table.where(scheme, method), names | amounts, batch, path_values)
+        except Ambiguous:
+            raise
+        except FieldProblem as problem:
+            return str(problem)
+        rounding = table.rounding.get(scheme)
+        total = Decimal(0)
+        for index, values in enumerate(orders):
+            order = Order(values, amounts, rounding)
             try:
                 for constraint in self.fields:
-                    constraint.check(request, item)
+                    constraint.check(order)
                 if self.notional is not None:
-                    self.notional.check(request, item, endpoint)
+                    total = _EXACT.add(total, self.notional.check(order, endpoint))
+            except Ambiguous as problem:
+                raise Ambiguous(f"order [{index}]: {problem}" if batch else str(problem)) from None
             except FieldProblem as problem:
-                return f"order [{index}]: {problem}" if request.batch else str(problem)
+                return f"order [{index}]: {problem}" if batch else str(problem)
+        if batch and self.notional is not None and len(orders) > 1:
+            try:
+                self.notional.check_batch(total, len(orders))
+            except FieldProblem as problem:
+                return str(problem)
         return None
+
+    def _table(self) -> OrderFields:
+        if self.table is not None:
+            return self.table
+        if self.notional is not None:
+            return self.notional.table
+        from proxy.order_fields import load_order_fields  # it imports this module
+
+        return load_order_fields()
 
     def describe(self) -> str:
         parts = [constraint.describe() for constraint in self.fields]

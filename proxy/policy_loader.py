@@ -38,7 +38,7 @@ from proxy.policy_fields import Bounds, Constraints, FieldRange, Notional, OneOf
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_DECIMAL = re.compile(r"-?\d+(\.\d+)?\Z")
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?\Z")  # ASCII digits: \d is Unicode
 
 
 class _Strict(BaseModel):
@@ -308,7 +308,8 @@ def _constraints(model: AllowRuleModel) -> Constraints | None:
             fields.append(OneOf(name, frozenset(spec.one_of), ", ".join(spec.one_of)))
         else:
             fields.append(FieldRange(name, Bounds(spec.min, spec.max)))
+    table = load_order_fields()
     notional = None
     if model.notional is not None:
-        notional = Notional(Bounds(model.notional.min, model.notional.max), load_order_fields())
-    return Constraints(tuple(fields), notional)
+        notional = Notional(Bounds(model.notional.min, model.notional.max), table)
+    return Constraints(tuple(fields), notional, table)

@@ -55,7 +55,8 @@ MATCHER_PRECISION = 8  # exchange-crypto src/utils/constants.ts
 MASS_LIMIT_MAX = 20  # venues.md section 2: mass-limit takes an array, max 20
 MAX_CONTAINERS = 512  # far above any order body (20 orders with TP/SL lists), far below a crash
 _DOMAIN_TYPE_HASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,bytes32 salt)")
-_BIG_JS_NUMBER = re.compile(r"-?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?", re.IGNORECASE)  # big.js NUMERIC
+# big.js NUMERIC, ASCII digits only: Python's \d (and Decimal) also take "\u0661" and "\uff11\uff10\uff10"
+_BIG_JS_NUMBER = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)(e[+-]?[0-9]+)?", re.IGNORECASE)
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _PROXY_OWNED = frozenset({"signature", "chainId"})
 _EXACT = Context(prec=100)  # > 81 integer digits + 8 dp: scaling and rounding never lose digits

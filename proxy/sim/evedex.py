@@ -89,10 +89,10 @@ ORDER_ROUTES = [  # (method, path, schema); "mass-limit" signs each element as "
 _SIWE = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<domain>[^\s/]+) wants you to sign in with your Ethereum account:\n"
     r"(?P<address>0x[0-9a-fA-F]{40})\n\n(?:[^\n]+\n\n)?URI: (?P<uri>[^\n]+)\nVersion: (?P<version>[^\n]+)\n"
-    r"Chain ID: (?P<chain_id>\d+)\nNonce: (?P<nonce>[A-Za-z0-9]{8,})\nIssued At: (?P<issued_at>[^\n]+)"
+    r"Chain ID: (?P<chain_id>[0-9]+)\nNonce: (?P<nonce>[A-Za-z0-9]{8,})\nIssued At: (?P<issued_at>[^\n]+)"
     r"(?:\nExpiration Time: (?P<expires>[^\n]+))?"
 )
-_AMOUNT = re.compile(r"\d+(\.\d{1,8})?")
+_AMOUNT = re.compile(r"[0-9]+(\.[0-9]{1,8})?")  # JavaScript \d is ASCII; Python's is not
 _EXACT = Context(prec=100)
 _POST_ONLY = frozenset({"limit", "replace-limit"})
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxy.errors import PolicyDenied, UnknownRoute
+from proxy.errors import BadRequest, PolicyDenied, UnknownRoute
 from proxy.identity import identify
 from proxy.pipeline import Audit, Incoming, Pipeline, Venue
-from proxy.policy import Client, Decision, PolicySet, decide, decide_fields
-from proxy.policy_fields import parse_request_fields
+from proxy.policy import Client, Decision, PolicySet, decide, decide_request_fields
 from proxy.routing import Route, parse_route
 from proxy.signers.base import OutgoingRequest
 from proxy.ws.logins import LOGINS
@@ -60,8 +59,9 @@ def authorize_stream(pipeline: Pipeline, request: Incoming) -> StreamGrant:
         raise UnknownRoute(f"venue {route.venue} has no WebSocket upstream (ws_upstream)")
     decision = decide(client, route.venue, route.account, STREAM_METHOD, route.upstream_path)
     if decision.pending is not None:
-        fields = parse_request_fields(route.query, b"")
-        decision = decide_fields(decision, fields, venue.signer.scheme)
+        decision = decide_request_fields(decision, route.query, b"", None, None, venue.signer.scheme)
+    if decision.bad_request:  # an ambiguous query (docs/policies.md): 400, as on REST
+        raise BadRequest(decision.reason)
     if not decision.allowed:
         raise PolicyDenied(decision.reason)
     return StreamGrant(client, route, venue, decision, policies)

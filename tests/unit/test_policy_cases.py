@@ -112,7 +112,7 @@ def test_schemes_map_venue_names_for_notional(tmp_path: Path, capsys) -> None:
     assert (
         main(["policy", "test", str(_cases(tmp_path, [case], policies="pol", schemes={"eu": "coinex"}))]) == 0
     )
-    case = case | {"reason": "no order field names are known"}  # without the map, eu is no scheme
+    case = case | {"reason": "eu reads no order fields on POST"}  # without the map, eu is no scheme
     assert main(["policy", "test", str(_cases(tmp_path, [case], policies="pol"))]) == 0
     capsys.readouterr()
 
@@ -170,3 +170,25 @@ def test_check_mentions_report_mode(capsys, tmp_path: Path) -> None:
     (tmp_path / "proxy.yaml").write_text(yaml.safe_dump(config))
     assert main(["check", "--config", str(tmp_path / "proxy.yaml")]) == 0
     assert "policies: note: client arb-bot is in report mode" in capsys.readouterr().out
+
+
+FIELD_CASES = ROOT / "policies" / "cases" / "fields.yaml"
+
+
+def test_shipped_field_cases_cover_every_class(capsys) -> None:
+    code = main(["policy", "test", str(FIELD_CASES), "--config", str(EXAMPLE_CONFIG)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for marker in ("is in the query", "batch notional", "differs from the path", "case-insensitive decoder",
+                   "non-ASCII digits", "Content-Type", "query contains ';'", "method override", "0.16666667"):
+        assert marker in out, marker
+
+
+def test_explain_reads_the_content_type_like_the_proxy(capsys) -> None:
+    body = '{"market": "BTCUSDT", "side": "sell", "amount": "0.1", "price": "65000"}'
+    request = ["--method", "post", "--path", "/v2/spot/order", "--body", body]
+    args = [*EXPLAIN, "--client", "market-maker", *request]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--header", "Content-Type: text/plain"]) == 1
+    assert "Content-Type 'text/plain': field rules read a JSON body" in capsys.readouterr().out

@@ -57,7 +57,9 @@ def test_no_entry_for_other_methods_or_unknown_schemes() -> None:
     table = load_order_fields()
     assert table.find("coinex", "GET", "/v2/spot/order") is None
     assert table.find("nope", "POST", "/v2/spot/order") is None
-    assert table.find("evedex", "POST", "/api/v2/position/BTCUSD/close") is None  # no price: no notional
+    close = table.find("evedex", "POST", "/api/v2/position/BTCUSD/close")
+    assert close is not None and close.price is None  # no price: no notional; the path has the instrument
+    assert close.path_values("/api/v2/position/BTCUSD/close") == {"instrument": "BTCUSD"}
 
 
 @pytest.mark.parametrize(
