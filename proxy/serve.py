@@ -28,6 +28,7 @@ def data_plane_config(
         access_log=False,  # our own request log replaces it
         server_header=False,
         date_header=False,
+        proxy_headers=False,  # identity comes from the socket peer, never from X-Forwarded-For
         timeout_graceful_shutdown=drain_timeout_s,  # SIGTERM: in-flight requests get this long
         ws_max_size=ws_max_size,  # uvicorn closes 1009 above this before buffering more
     )
@@ -50,7 +51,12 @@ async def serve(settings: Settings, app: ProxyApp) -> None:
     admin_app = create_admin_app(app.pipeline, app.metrics)
     admin = QuietServer(  # the data-plane server owns the signal handlers
         uvicorn.Config(
-            admin_app, host=settings.admin.host, port=settings.admin.port, log_config=None, access_log=False
+            admin_app,
+            host=settings.admin.host,
+            port=settings.admin.port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
         )
     )
     admin_task = asyncio.create_task(admin.serve())

@@ -82,7 +82,9 @@ class BackgroundServer:
 
     @classmethod
     def for_app(cls, app: Any, port: int, host: str = "127.0.0.1") -> BackgroundServer:
-        return cls(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+        return cls(
+            uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
+        )
 
     async def start(self) -> BackgroundServer:
         self._task = asyncio.create_task(self.server.serve())
