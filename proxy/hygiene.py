@@ -12,6 +12,11 @@ Dropped (DESIGN.md, "Header hygiene"):
   would tell the venue about our internal network (``Forwarded``, ``X-Forwarded-*``,
   ``X-Real-IP``).
 
+On the way back, a venue answer loses its hop-by-hop headers and every header of the
+proxy's own contract (``X-Signing-Proxy-*``, DESIGN.md "Proxy errors"): a venue (or a
+box in front of it) must not make its answer look like a proxy refusal, which a client
+reads as "nothing was sent" and may retry.
+
 The set of names is computed once (``HeaderPolicy``), not per request.
 """
 
@@ -37,6 +42,7 @@ ALWAYS_DROPPED = frozenset(
     {"host", "content-length", "authorization", "forwarded", "x-real-ip", "x-request-id"}
 )
 DROPPED_PREFIXES = ("x-forwarded-",)
+PROXY_OWNED_PREFIX = "x-signing-proxy-"  # proxy.errors.ERROR_HEADER and any future header of ours
 
 
 class HeaderPolicy:
@@ -56,10 +62,15 @@ class HeaderPolicy:
 
 
 def response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Venue response headers minus hop-by-hop ones (the body is re-framed by our server)."""
+    """Venue response headers (lower-case names) minus hop-by-hop ones (the body is re-framed
+    by our server) and the proxy's own."""
     headers = list(headers)
     named = _connection_tokens(headers)
-    return [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in named and k != "content-length"]
+    return [
+        (k, v)
+        for k, v in headers
+        if k not in HOP_BY_HOP and k not in named and k != "content-length" and not k.startswith(PROXY_OWNED_PREFIX)
+    ]
 
 
 def _connection_tokens(headers: list[tuple[str, str]]) -> frozenset[str]:
