@@ -13,6 +13,10 @@ Contract kept here:
   (no automatic ``User-Agent``/``Accept``/``Content-Type``);
 * nothing is re-sent once it may have reached the venue. With ``retry_idempotent``, a
   GET/HEAD whose *connection* failed is tried once more; nothing else ever is.
+* a venue answer is read under ``max_response_bytes`` (``upstream.max_response_bytes``),
+  declared or chunked: over it the connection is dropped and the client gets 502
+  ``upstream_unreachable`` naming the cap (the venue may have executed the request: the
+  message says the answer, not the request, was refused);
 * transport failures become ``UpstreamUnreachable`` (502) or ``UpstreamTimeout`` (504)
   with a message naming the venue origin and the failure class, never the request.
 """
@@ -46,10 +50,12 @@ class Forwarder:
         timeout_s: float = 10,
         max_connections: int = 100,
         retry_idempotent: bool = False,
+        max_response_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
         self._max_connections = max_connections
         self._retry_idempotent = retry_idempotent
+        self._max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -94,7 +100,7 @@ class Forwarder:
                 data=request.body if request.body or request.method not in ("GET", "HEAD") else None,
                 allow_redirects=False,
             ) as response:
-                body = await response.read()
+                body = await self._read_capped(response, origin)
                 headers = tuple(
                     (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.raw_headers
                 )
@@ -105,3 +111,25 @@ class Forwarder:
             raise UpstreamTimeout(f"{origin} did not answer in time") from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(f"request to {origin} failed ({type(exc).__name__})") from None
+
+    async def _read_capped(self, response: aiohttp.ClientResponse, origin: str) -> bytes:
+        cap = self._max_response_bytes
+        declared = response.content_length
+        if declared is not None and declared <= cap or response.method == "HEAD":
+            return await response.read()  # the parser stops at Content-Length: the fast path
+        chunks: list[bytes] = []
+        size = 0
+        if declared is None:  # chunked, or until the venue closes: count as it comes
+            async for chunk in response.content.iter_any():
+                size += len(chunk)
+                if size > cap:
+                    break
+                chunks.append(chunk)
+            else:
+                return b"".join(chunks)
+        response.close()  # never pool a connection with an unread answer on it
+        log.warning("venue answer over the cap", extra={"origin": origin, "max_response_bytes": cap})
+        raise UpstreamUnreachable(
+            f"the answer from {origin} exceeds upstream.max_response_bytes ({cap} bytes); "
+            "the request may have been executed"
+        )

@@ -93,6 +93,8 @@ class UpstreamSettings(_Strict):
     max_body_bytes: int = Field(default=1_048_576, ge=0)
     max_connections: int = Field(default=100, ge=1)
     retry_idempotent: bool = False  # GET/HEAD only, and only on connect failures
+    # A venue answer over this is dropped (502): JSON answers are KiBs, order books a few MiB.
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
 
 class GroupOverride(_Strict):
