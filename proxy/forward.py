@@ -12,7 +12,11 @@ Contract kept here:
 * bodies are relayed undecoded (``auto_decompress=False``), headers are exactly ours
   (no automatic ``User-Agent``/``Accept``/``Content-Type``);
 * nothing is re-sent once it may have reached the venue. With ``retry_idempotent``, a
-  GET/HEAD whose *connection* failed is tried once more; nothing else ever is.
+  GET/HEAD whose *connection* failed is tried once more; nothing else ever is. aiohttp
+  itself re-sends an idempotent method (GET, HEAD, PUT, DELETE, ...) once when the
+  connection drops after the request was written (``ClientSession._request`` retries on
+  ``ServerDisconnectedError``/``ClientOSError``, RFC 9112 §9.3.1.1): ``_exactly_once``, a
+  client middleware around its send, turns those errors into one it does not retry;
 * a venue answer is read under ``max_response_bytes`` (``upstream.max_response_bytes``),
   declared or chunked: over it the connection is dropped and the client gets 502
   ``upstream_unreachable`` naming the cap (the venue may have executed the request: the
@@ -24,6 +28,7 @@ Contract kept here:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import aiohttp
@@ -33,6 +38,27 @@ from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.signers.base import OutgoingRequest, UpstreamReply
 
 log = logging.getLogger("signing_proxy.forward")
+
+
+class _SentOnce(Exception):
+    """The connection failed after it was established: the request may have reached the
+    venue. Deliberately neither an ``aiohttp.ClientError`` nor an ``OSError``, the two
+    families aiohttp's request loop retries or re-wraps."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause_name = type(cause).__name__
+
+
+async def _exactly_once(
+    request: aiohttp.ClientRequest, handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
+) -> aiohttp.ClientResponse:
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # never established: nothing was sent (a ClientOSError subclass, so first)
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _SentOnce(exc) from None
 
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 
@@ -69,6 +95,7 @@ class Forwarder:
                 auto_decompress=False,
                 skip_auto_headers=_SKIP_AUTO,
                 cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
+                middlewares=(_exactly_once,),  # no hidden re-send of an idempotent method
             )
 
     async def close(self) -> None:
@@ -107,6 +134,8 @@ class Forwarder:
                 return UpstreamReply(response.status, headers, body)
         except aiohttp.ClientConnectorError:
             raise
+        except _SentOnce as exc:
+            raise UpstreamUnreachable(f"request to {origin} failed ({exc.cause_name})") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(f"{origin} did not answer in time") from None
         except aiohttp.ClientError as exc:

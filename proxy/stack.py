@@ -116,6 +116,8 @@ class LocalStack:
         for name, (scheme, upstream) in self.extra_venues.items():
             self.vault.put_secret(f"signing-proxy/{name}/{self.account}", self.credentials[scheme])
             venues[name] = self._venue_config(scheme, upstream)
+            if scheme == "evedex" and "evedex" in venues:  # log in at the simulated venue
+                venues[name]["auth_upstream"] = venues["evedex"]["upstream"]
         self.venue_schemes = {name: config["scheme"] for name, config in venues.items()}
         config_path = self._write_files(venues)
         settings = load_settings(config_path, environ={})
