@@ -50,9 +50,10 @@ class _SentOnce(Exception):
         self.cause_name = type(cause).__name__
 
 
-async def _exactly_once(
-    request: aiohttp.ClientRequest, handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
-) -> aiohttp.ClientResponse:
+_Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
+
+
+async def _exactly_once(request: aiohttp.ClientRequest, handler: _Handler) -> aiohttp.ClientResponse:
     try:
         return await handler(request)
     except aiohttp.ClientConnectorError:

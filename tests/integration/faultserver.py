@@ -22,7 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: application/json\r\n\r\n{"code": 0}'
-UNAUTHORIZED = b'HTTP/1.1 401 Unauthorized\r\nContent-Length: 26\r\nContent-Type: application/json\r\n\r\n{"error": "token expired"}'
+UNAUTHORIZED = (
+    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 26\r\nContent-Type: application/json\r\n\r\n"
+    b'{"error": "token expired"}'
+)
 KEEP_ALIVE = {"drop_on_reuse": OK, "unauthorized_then_drop": UNAUTHORIZED}
 
 
@@ -56,7 +59,9 @@ class FaultServer:
         with contextlib.suppress(ConnectionError):
             await self._answer(reader, writer)
 
-    async def _keep_alive(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes) -> None:
+    async def _keep_alive(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes
+    ) -> None:
         if not await self._read_request(reader, writer):
             return
         with contextlib.suppress(ConnectionError):

@@ -80,7 +80,8 @@ async def test_evedex_401_replay_is_the_only_replay(stack: LocalStack, faulty: F
     before = len(faulty.seen)
     try:
         async with httpx.AsyncClient(timeout=15) as http:
-            response = await http.delete(stack.url("evedex-faulty", "/api/order/abc-1"), headers=stack.headers())
+            url = stack.url("evedex-faulty", "/api/order/abc-1")
+            response = await http.delete(url, headers=stack.headers())
         assert response.status_code == 502
         assert response.headers["x-signing-proxy-error"] == "upstream_unreachable"
         assert faulty.seen[before:] == [b"DELETE /api/order/abc-1 HTTP/1.1"] * 2  # the request, one replay
