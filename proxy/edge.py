@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from proxy.errors import BadRequest, BodyTooLarge, InternalError, ProxyError, render_error
+from proxy.errors import BadRequest, BodyTooLarge, ExpectationFailed, InternalError, ProxyError, render_error
 from proxy.hygiene import response_headers
 from proxy.metrics import Metrics
 from proxy.pipeline import Audit, Incoming, Pipeline
@@ -84,6 +84,8 @@ class ProxyApp:
         try:
             if scope.get(REFUSED):
                 raise BadRequest(scope[REFUSED])
+            if not _expectation_met(headers):
+                raise ExpectationFailed()
             reply = await self.pipeline.handle(request, lambda: self._read_body(request, receive), audit)
             status, out_headers, body = reply.status, response_headers(reply.headers), reply.body
             code = None
@@ -140,6 +142,12 @@ class ProxyApp:
 def _internal(exc: Exception, request_id: str) -> InternalError:
     log.error("internal error", extra={"request_id": request_id, "error": type(exc).__name__})
     return InternalError()
+
+
+def _expectation_met(headers: tuple[tuple[str, str], ...]) -> bool:
+    """Only ``100-continue`` (any case): uvicorn sends ``100 Continue`` on our first body
+    read, i.e. after identity and policy let the request on; ``Expect`` is not forwarded."""
+    return all(v.strip().lower() == "100-continue" for k, v in headers if k == "expect")
 
 
 def _request_id(supplied: str | None) -> str:

@@ -10,6 +10,7 @@ untouched) is a ``ProxyError`` leaf. Each leaf carries its contract code and HTT
     ├── UnknownRoute                404 unknown_route
     ├── BadRequest                  400 bad_request
     ├── BodyTooLarge                413 body_too_large         (.limit)
+    ├── ExpectationFailed           417 expectation_failed     (an Expect other than 100-continue)
     ├── RateLimited                 429 rate_limited           (.limit_name, .retry_after_s)
     ├── CredentialsUnavailable      503 credentials_unavailable (.venue, .account, .missing)
     ├── SigningFailed               500 signing_failed         (.scheme)
@@ -75,6 +76,16 @@ class BodyTooLarge(ProxyError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body exceeds the {limit}-byte limit")
         self.limit = limit
+
+
+class ExpectationFailed(ProxyError):
+    """RFC 9110 §10.1.1: the only expectation is ``100-continue``, which the edge answers
+    itself (``Expect`` never travels to the venue)."""
+
+    code, status = "expectation_failed", 417
+
+    def __init__(self) -> None:
+        super().__init__("unsupported Expect: only 100-continue is understood")
 
 
 class RateLimited(ProxyError):

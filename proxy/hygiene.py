@@ -8,6 +8,9 @@ Dropped (DESIGN.md, "Header hygiene"):
 * every header any venue scheme owns (``X-COINEX-*``, ``ICX-*``, ``x-api-*``, …): a
   client can neither inject credentials nor break a signature, and SDKs that insist on
   keys work with placeholders;
+* ``Expect``: the edge answers ``100 Continue`` itself and forwards complete requests
+  only; an ``Expect: 100-continue`` sent on makes the client library hold the body back
+  until the venue says ``100 Continue``, which a venue waiting for the body never does;
 * ``Host`` and ``Content-Length`` (recomputed for the upstream request) and headers that
   would tell the venue about our internal network (``Forwarded``, ``X-Forwarded-*``,
   ``X-Real-IP``).
@@ -39,7 +42,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 ALWAYS_DROPPED = frozenset(
-    {"host", "content-length", "authorization", "forwarded", "x-real-ip", "x-request-id"}
+    {"host", "content-length", "authorization", "forwarded", "x-real-ip", "x-request-id", "expect"}
 )
 DROPPED_PREFIXES = ("x-forwarded-",)
 PROXY_OWNED_PREFIX = "x-signing-proxy-"  # proxy.errors.ERROR_HEADER and any future header of ours
@@ -69,7 +72,10 @@ def response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]
     return [
         (k, v)
         for k, v in headers
-        if k not in HOP_BY_HOP and k not in named and k != "content-length" and not k.startswith(PROXY_OWNED_PREFIX)
+        if k not in HOP_BY_HOP
+        and k not in named
+        and k != "content-length"
+        and not k.startswith(PROXY_OWNED_PREFIX)
     ]
 
 

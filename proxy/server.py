@@ -5,7 +5,8 @@ uvicorn's httptools protocol keeps only the path of an absolute-form request tar
 one. DESIGN.md says absolute-form targets are refused, so this protocol puts the raw
 target back into ``raw_path``, where ``proxy.routing`` rejects anything that does not
 start with ``/``. (uvicorn's h11 protocol already keeps the raw target.) It also bounds
-the total size and the number of request header fields, which httptools does not.
+the total size and the number of request header fields, which httptools does not, and
+never sends ``100 Continue`` to an HTTP/1.0 client.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         absolute_form = not self.url.startswith(b"/")
+        if self.expect_100_continue and self.parser.get_http_version() != "1.1":
+            self.expect_100_continue = False  # RFC 9110 §10.1.1: ignored in an HTTP/1.0 request
         super().on_headers_complete()
         if absolute_form and "raw_path" in self.scope:
             # The request cycle task is created but has not run yet: the app sees this.
