@@ -9,6 +9,7 @@ untouched) is a ``ProxyError`` leaf. Each leaf carries its contract code and HTT
     ├── PolicyDenied                403 policy_denied          (.reason)
     ├── UnknownRoute                404 unknown_route
     ├── BadRequest                  400 bad_request
+    ├── RequestTimeout              408 request_timeout        (.phase: headers or body)
     ├── BodyTooLarge                413 body_too_large         (.limit)
     ├── ExpectationFailed           417 expectation_failed     (an Expect other than 100-continue)
     ├── RateLimited                 429 rate_limited           (.limit_name, .retry_after_s)
@@ -28,9 +29,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import uuid
 from dataclasses import dataclass
 
 ERROR_HEADER = "x-signing-proxy-error"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class ProxyError(Exception):
@@ -68,6 +72,17 @@ class UnknownRoute(ProxyError):
 
 class BadRequest(ProxyError):
     code, status = "bad_request", 400
+
+
+class RequestTimeout(ProxyError):
+    """The client did not send its request head or body within the listener's deadline
+    (``listen.header_timeout_s`` / ``listen.body_timeout_s``); the connection is closed."""
+
+    code, status = "request_timeout", 408
+
+    def __init__(self, phase: str, limit_s: float) -> None:
+        super().__init__(f"request {phase} not received within {limit_s:g}s")
+        self.phase = phase
 
 
 class BodyTooLarge(ProxyError):
@@ -142,6 +157,13 @@ class ErrorResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+
+
+def choose_request_id(supplied: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is short and plain (it lands in our logs), else a new one."""
+    if supplied and _REQUEST_ID.match(supplied):
+        return supplied
+    return uuid.uuid4().hex
 
 
 def render_error(error: ProxyError, request_id: str) -> ErrorResponse:

@@ -11,18 +11,27 @@ import uvicorn
 from proxy.admin import create_admin_app
 from proxy.edge import ProxyApp
 from proxy.reload import Reloader
-from proxy.server import GuardedHttpToolsProtocol, ProxyServer, QuietServer
-from proxy.settings import Settings
+from proxy.server import ClientLimits, GuardedHttpToolsProtocol, ProxyServer, QuietServer
+from proxy.settings import Listen, Settings
+
+
+def client_limits(listen: Listen) -> ClientLimits:
+    return ClientLimits(listen.header_timeout_s, listen.body_timeout_s, listen.max_connections)
 
 
 def data_plane_config(
-    app: ProxyApp, host: str, port: int, drain_timeout_s: int = 10, ws_max_size: int = 16 * 1024 * 1024
+    app: ProxyApp,
+    host: str,
+    port: int,
+    drain_timeout_s: int = 10,
+    ws_max_size: int = 16 * 1024 * 1024,
+    limits: ClientLimits = ClientLimits(),
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=GuardedHttpToolsProtocol,
+        http=GuardedHttpToolsProtocol.with_limits(limits),
         lifespan="on",
         log_config=None,
         access_log=False,  # our own request log replaces it
@@ -41,6 +50,7 @@ async def serve(settings: Settings, app: ProxyApp) -> None:
         settings.listen.port,
         settings.drain_timeout_s,
         ws_max_size=settings.websocket.max_frame_bytes,
+        limits=client_limits(settings.listen),
     )
     main = ProxyServer(config)
     reloader = Reloader(app.pipeline, settings, events=app.metrics.session)

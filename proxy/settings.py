@@ -49,6 +49,10 @@ class _Strict(BaseModel):
 class Listen(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Slow clients (proxy.server.ClientLimits explains the defaults against nginx's 60 s).
+    header_timeout_s: float = Field(default=10, gt=0, le=300)  # the request head, from its first byte
+    body_timeout_s: float = Field(default=30, gt=0, le=600)  # the whole body, from the end of the head
+    max_connections: int = Field(default=1024, ge=1, le=1_000_000)  # more are closed on accept
 
 
 class AdminListen(_Strict):
