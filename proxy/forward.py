@@ -15,7 +15,7 @@ Contract kept here:
   GET/HEAD whose *connection* failed is tried once more; nothing else ever is. aiohttp
   itself re-sends an idempotent method (GET, HEAD, PUT, DELETE, ...) once when the
   connection drops after the request was written (``ClientSession._request`` retries on
-  ``ServerDisconnectedError``/``ClientOSError``, RFC 9112 §9.3.1.1): ``_exactly_once``, a
+  ``ServerDisconnectedError``/``ClientOSError``, RFC 9112 §9.3.1.1): ``exactly_once``, a
   client middleware around its send, turns those errors into one it does not retry;
 * a venue answer is read under ``max_response_bytes`` (``upstream.max_response_bytes``),
   declared or chunked: over it the connection is dropped and the client gets 502
@@ -40,7 +40,7 @@ from proxy.signers.base import OutgoingRequest, UpstreamReply
 log = logging.getLogger("signing_proxy.forward")
 
 
-class _SentOnce(Exception):
+class MaybeSent(Exception):
     """The connection failed after it was established: the request may have reached the
     venue. Deliberately neither an ``aiohttp.ClientError`` nor an ``OSError``, the two
     families aiohttp's request loop retries or re-wraps."""
@@ -53,13 +53,16 @@ class _SentOnce(Exception):
 _Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
 
 
-async def _exactly_once(request: aiohttp.ClientRequest, handler: _Handler) -> aiohttp.ClientResponse:
+async def exactly_once(request: aiohttp.ClientRequest, handler: _Handler) -> aiohttp.ClientResponse:
     try:
         return await handler(request)
     except aiohttp.ClientConnectorError:
         raise  # never established: nothing was sent (a ClientOSError subclass, so first)
     except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
-        raise _SentOnce(exc) from None
+        raise MaybeSent(exc) from None
+
+
+NO_HIDDEN_RETRIES = (exactly_once,)  # ``middlewares=`` of every aiohttp session that talks to a venue
 
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 
@@ -96,7 +99,7 @@ class Forwarder:
                 auto_decompress=False,
                 skip_auto_headers=_SKIP_AUTO,
                 cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
-                middlewares=(_exactly_once,),  # no hidden re-send of an idempotent method
+                middlewares=NO_HIDDEN_RETRIES,  # no hidden re-send of an idempotent method
             )
 
     async def close(self) -> None:
@@ -135,7 +138,7 @@ class Forwarder:
                 return UpstreamReply(response.status, headers, body)
         except aiohttp.ClientConnectorError:
             raise
-        except _SentOnce as exc:
+        except MaybeSent as exc:
             raise UpstreamUnreachable(f"request to {origin} failed ({exc.cause_name})") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(f"{origin} did not answer in time") from None

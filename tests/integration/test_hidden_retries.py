@@ -19,6 +19,7 @@ from proxy.errors import UpstreamUnreachable
 from proxy.forward import Forwarder
 from proxy.signers.base import OutgoingRequest
 from proxy.stack import LocalStack
+from proxy.ws.upstream import AiohttpConnector
 from tests.integration.faultserver import FaultServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -105,3 +106,17 @@ async def test_retry_idempotent_still_never_resends_a_sent_get(faulty: FaultServ
         faulty.mode = "ok"
         faulty.close_idle()
         await forwarder.close()
+
+
+async def test_websocket_handshake_is_sent_once(faulty: FaultServer) -> None:
+    """The venue-side WebSocket client (its own aiohttp session) re-sends nothing either."""
+    connector = AiohttpConnector(connect_timeout_s=2, timeout_s=5, max_frame_bytes=65536)
+    faulty.mode = "close_without_answer"
+    before = len(faulty.seen)
+    try:
+        with pytest.raises(UpstreamUnreachable):
+            await connector.connect("ws" + faulty.url.removeprefix("http"), "/v2/spot", [])
+        assert faulty.seen[before:] == [b"GET /v2/spot HTTP/1.1"]
+    finally:
+        faulty.mode = "ok"
+        await connector.close()
