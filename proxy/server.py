@@ -14,7 +14,8 @@ timeout, and its keep-alive timer is cancelled by any byte, so a request head tr
 must arrive within ``header_timeout_s`` of its first byte (of the connection, for the
 first request) and a body within ``body_timeout_s`` of the end of its head (a whole-body
 deadline: nginx's ``client_body_timeout`` only bounds the gap between two reads, which a
-trickle defeats). Past a deadline the client gets 408 ``request_timeout`` (the error
+trickle defeats); time the proxy itself holds the body back (flow control, or a client
+waiting for our ``100 Continue``) does not count. Past a deadline the client gets 408 ``request_timeout`` (the error
 contract) when no answer has started on the connection, and the connection is closed; a
 connection that never sent a byte is closed silently. The app is told through the scope
 (``TIMED_OUT``): its body read fails, so nothing reaches Vault or the venue (the body is
@@ -164,8 +165,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if self.transport.is_closing() or cycle is None:
             return
-        if self.flow.read_paused and not cycle.response_complete:
-            # We stopped reading (the app has not asked for the body yet): not the client's delay.
+        if not cycle.response_complete and (self.flow.read_paused or cycle.waiting_for_100_continue):
+            # We stopped reading, or the client waits for the "100 Continue" we send on the
+            # app's first body read (after admission, which may queue): our delay, not its own.
             self._arm(self.limits.body_timeout_s, self._body_timed_out)
             return
         if not cycle.response_started and not self.pipeline:

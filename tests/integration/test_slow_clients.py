@@ -20,6 +20,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from proxy.identity import token_sha256
 from proxy.serve_process import ServeProcess
 from proxy.stack import LocalStack
 from tests.integration.served import served_copy
@@ -255,4 +256,39 @@ async def test_connections_over_the_cap_are_closed_on_accept(stack: LocalStack, 
     finally:
         for _, w in held:
             w.close()
+        await served.stop()
+
+
+async def test_body_deadline_waits_for_our_100_continue(stack: LocalStack, tmp_path) -> None:
+    """A client that asked for ``100 Continue`` sends its body only once we answer it, and we
+    answer only when the request is admitted: a rate-limit queue longer than the body
+    deadline is our delay, not the client's."""
+    token = "queued-client-token-for-the-100-continue-test"
+    clients = {
+        "queued": {
+            "token_sha256": token_sha256(token),
+            "rate_limit": {"per_second": 1, "burst": 1},  # the second request queues ~1 s
+            "allow": [{"venue": "coinex", "methods": ["POST"], "paths": ["/v2/spot/order"]}],
+        }
+    }
+    config = {"listen": {"body_timeout_s": 0.3}, "rate_limits": {"max_wait_ms": 5000}}
+    served = await served_copy(stack, tmp_path, clients=clients, config=config).start()
+    body = b'{"market": "BTCUSDT", "side": "buy", "type": "limit", "amount": "1", "price": "1"}'
+    head = (
+        f"POST {ORDER} HTTP/1.1\r\nHost: p\r\nProxy-Authorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    ).encode()
+    try:
+        statuses = []
+        for _ in range(2):
+            reader, writer = await _open(served.url)
+            writer.write(head + b"Expect: 100-continue\r\n\r\n")
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+            writer.write(body)
+            final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            statuses.append(_parse(final)[0])
+            writer.close()
+        assert statuses == [200, 200]
+    finally:
         await served.stop()
