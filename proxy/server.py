@@ -15,9 +15,9 @@ must arrive within ``header_timeout_s`` of its first byte (of the connection, fo
 first request) and a body within ``body_timeout_s`` of the end of its head (a whole-body
 deadline: nginx's ``client_body_timeout`` only bounds the gap between two reads, which a
 trickle defeats); time the proxy itself holds the body back (flow control, or a client
-waiting for our ``100 Continue``) does not count. Past a deadline the client gets 408 ``request_timeout`` (the error
-contract) when no answer has started on the connection, and the connection is closed; a
-connection that never sent a byte is closed silently. The app is told through the scope
+waiting for our ``100 Continue``) does not count. Past a deadline the client gets 408
+``request_timeout`` (the error contract) when no answer has started on the connection,
+and the connection is closed; a connection that never sent a byte is closed silently. The app is told through the scope
 (``TIMED_OUT``): its body read fails, so nothing reaches Vault or the venue (the body is
 read before credentials, ``proxy.pipeline``). Connections beyond ``max_connections`` are
 closed on accept, before a byte is read (Envoy's downstream connection limit does the same).
