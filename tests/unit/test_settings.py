@@ -90,7 +90,10 @@ def test_edge_limits_defaults_and_env(tmp_path: Path) -> None:
     assert (settings.listen.header_timeout_s, settings.listen.body_timeout_s) == (10, 30)
     assert settings.listen.max_connections == 1024
     assert settings.upstream.max_response_bytes == 16 * 1024 * 1024
-    env = {"SIGNING_PROXY_LISTEN__HEADER_TIMEOUT_S": "2", "SIGNING_PROXY_UPSTREAM__MAX_RESPONSE_BYTES": "65536"}
+    env = {
+        "SIGNING_PROXY_LISTEN__HEADER_TIMEOUT_S": "2",
+        "SIGNING_PROXY_UPSTREAM__MAX_RESPONSE_BYTES": "65536",
+    }
     settings = load_settings(_write(tmp_path, GOOD), environ=env)
     assert settings.listen.header_timeout_s == 2 and settings.upstream.max_response_bytes == 65536
 
