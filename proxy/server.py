@@ -153,12 +153,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             cycle.keep_alive = False  # a stalled pipelined head: finish the answer in hand, then close
             self.flow.pause_reading()
             return
-        if self._head_started:  # no app saw this request: the log line is ours
+        if self._head_started:  # (no byte at all: nothing to answer, just close)
             error = RequestTimeout("headers", self.limits.header_timeout_s)
             request_id = choose_request_id(None)
             self._answer_timeout(error, request_id)
+            # No app saw this request, so the request log line is ours.
             log.info("request", extra={"request_id": request_id, "status": 408, "error": error.code})
-        self.transport.close()  # no byte at all: nothing to answer
+        self.transport.close()
 
     def _body_timed_out(self) -> None:
         self._deadline = None
