@@ -19,7 +19,9 @@ from tests.integration.served import served_copy
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-SIDECAR = {"sidecar": {"loopback": True, "allow": [{"venue": "coinex", "methods": ["GET"], "paths": ["/**"]}]}}
+SIDECAR = {
+    "sidecar": {"loopback": True, "allow": [{"venue": "coinex", "methods": ["GET"], "paths": ["/**"]}]}
+}
 
 CLAIMS = [
     {"X-Forwarded-For": "203.0.113.9"},
