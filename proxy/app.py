@@ -140,7 +140,13 @@ def create_app(
         policies = load_policies(settings.policies, venues=venues)
     store = store if store is not None else build_store(settings, clock, metrics)
     up = settings.upstream
-    forwarder = Forwarder(up.connect_timeout_s, up.timeout_s, up.max_connections, up.retry_idempotent)
+    forwarder = Forwarder(
+        up.connect_timeout_s,
+        up.timeout_s,
+        up.max_connections,
+        up.retry_idempotent,
+        max_response_bytes=up.max_response_bytes,
+    )
     limiter = build_limiter(settings.rate_limits, clock)
     gate = RateGate(
         limiter,

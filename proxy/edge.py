@@ -14,25 +14,26 @@ from ``proxy.app.create_app``, which wires everything.
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 from proxy.errors import (
     BadRequest,
     BodyTooLarge,
     Envelope,
+    ExpectationFailed,
     InternalError,
     ProxyError,
     Unauthenticated,
+    choose_request_id,
     render_error,
 )
 from proxy.hygiene import response_headers
 from proxy.metrics import UNKNOWN, Metrics
 from proxy.pipeline import Audit, Incoming, Pipeline
-from proxy.server import REFUSED
+from proxy.server import REFUSED, TIMED_OUT
 from proxy.ws.gateway import StreamGateway
 
 log = logging.getLogger("signing_proxy.access")
@@ -41,8 +42,6 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class ProxyApp:
@@ -78,7 +77,7 @@ class ProxyApp:
             await send({"type": "websocket.close", "code": 1008, "reason": "unknown_route"})
             return
         headers = dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
-        await self.streams.serve(scope, receive, send, _request_id(headers.get("x-request-id")))
+        await self.streams.serve(scope, receive, send, choose_request_id(headers.get("x-request-id")))
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -90,12 +89,15 @@ class ProxyApp:
             headers=headers,
             peer=(scope.get("client") or (None,))[0],
         )
-        request_id = _request_id(request.header("x-request-id"))
+        request_id = choose_request_id(request.header("x-request-id"))
         audit = Audit()
         try:
             if scope.get(REFUSED):
                 raise BadRequest(scope[REFUSED])
-            reply = await self.pipeline.handle(request, lambda: self._read_body(request, receive), audit)
+            if not _expectation_met(headers):
+                raise ExpectationFailed()
+            read_body = partial(self._read_body, request, receive, scope)
+            reply = await self.pipeline.handle(request, read_body, audit)
             status, out_headers, body = reply.status, response_headers(reply.headers), reply.body
             code = None
         except Exception as exc:
@@ -124,7 +126,7 @@ class ProxyApp:
             scheme = _first_segment(request.raw_path)
         return self.envelopes.get(scheme) if scheme is not None else None
 
-    async def _read_body(self, request: Incoming, receive: Receive) -> bytes:
+    async def _read_body(self, request: Incoming, receive: Receive, scope: Scope) -> bytes:
         declared = request.header("content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -136,6 +138,8 @@ class ProxyApp:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                if scope.get(TIMED_OUT):  # the server already answered 408 and closed (proxy.server)
+                    raise scope[TIMED_OUT]
                 raise BadRequest("client disconnected before sending the whole body")
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -174,11 +178,10 @@ def _first_segment(raw_path: bytes) -> str | None:
     return raw_path[1:].partition(b"/")[0].decode("latin-1")
 
 
-def _request_id(supplied: str | None) -> str:
-    # A client's id is echoed only when it is short and plain: it lands in our logs.
-    if supplied and _REQUEST_ID.match(supplied):
-        return supplied
-    return uuid.uuid4().hex
+def _expectation_met(headers: tuple[tuple[str, str], ...]) -> bool:
+    """Only ``100-continue`` (any case): uvicorn sends ``100 Continue`` on our first body
+    read, i.e. after identity and policy let the request on; ``Expect`` is not forwarded."""
+    return all(v.strip().lower() == "100-continue" for k, v in headers if k == "expect")
 
 
 async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:

@@ -9,7 +9,9 @@ untouched) is a ``ProxyError`` leaf. Each leaf carries its contract code and HTT
     ├── PolicyDenied                403 policy_denied          (.reason)
     ├── UnknownRoute                404 unknown_route
     ├── BadRequest                  400 bad_request
+    ├── RequestTimeout              408 request_timeout        (.phase: headers or body)
     ├── BodyTooLarge                413 body_too_large         (.limit)
+    ├── ExpectationFailed           417 expectation_failed     (an Expect other than 100-continue)
     ├── RateLimited                 429 rate_limited           (.limit_name, .retry_after_s)
     ├── CredentialsUnavailable      503 credentials_unavailable (.venue, .account, .missing)
     ├── SigningFailed               500 signing_failed         (.scheme)
@@ -29,11 +31,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 ERROR_HEADER = "x-signing-proxy-error"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class ProxyError(Exception):
@@ -73,12 +78,33 @@ class BadRequest(ProxyError):
     code, status = "bad_request", 400
 
 
+class RequestTimeout(ProxyError):
+    """The client did not send its request head or body within the listener's deadline
+    (``listen.header_timeout_s`` / ``listen.body_timeout_s``); the connection is closed."""
+
+    code, status = "request_timeout", 408
+
+    def __init__(self, phase: str, limit_s: float) -> None:
+        super().__init__(f"request {phase} not received within {limit_s:g}s")
+        self.phase = phase
+
+
 class BodyTooLarge(ProxyError):
     code, status = "body_too_large", 413
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body exceeds the {limit}-byte limit")
         self.limit = limit
+
+
+class ExpectationFailed(ProxyError):
+    """RFC 9110 §10.1.1: the only expectation is ``100-continue``, which the edge answers
+    itself (``Expect`` never travels to the venue)."""
+
+    code, status = "expectation_failed", 417
+
+    def __init__(self) -> None:
+        super().__init__("unsupported Expect: only 100-continue is understood")
 
 
 class RateLimited(ProxyError):
@@ -135,6 +161,13 @@ class ErrorResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+
+
+def choose_request_id(supplied: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is short and plain (it lands in our logs), else a new one."""
+    if supplied and _REQUEST_ID.match(supplied):
+        return supplied
+    return uuid.uuid4().hex
 
 
 # (HTTP status, contract refusal {"code", "message", "request_id"}) -> a venue's error body.

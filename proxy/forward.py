@@ -12,7 +12,15 @@ Contract kept here:
 * bodies are relayed undecoded (``auto_decompress=False``), headers are exactly ours
   (no automatic ``User-Agent``/``Accept``/``Content-Type``);
 * nothing is re-sent once it may have reached the venue. With ``retry_idempotent``, a
-  GET/HEAD whose *connection* failed is tried once more; nothing else ever is.
+  GET/HEAD whose *connection* failed is tried once more; nothing else ever is. aiohttp
+  itself re-sends an idempotent method (GET, HEAD, PUT, DELETE, ...) once when the
+  connection drops after the request was written (``ClientSession._request`` retries on
+  ``ServerDisconnectedError``/``ClientOSError``, RFC 9112 §9.3.1.1): ``exactly_once``, a
+  client middleware around its send, turns those errors into one it does not retry;
+* a venue answer is read under ``max_response_bytes`` (``upstream.max_response_bytes``),
+  declared or chunked: over it the connection is dropped and the client gets 502
+  ``upstream_unreachable`` naming the cap (the venue may have executed the request: the
+  message says the answer, not the request, was refused);
 * transport failures become ``UpstreamUnreachable`` (502) or ``UpstreamTimeout`` (504)
   with a message naming the venue origin and the failure class, never the request.
 """
@@ -20,6 +28,7 @@ Contract kept here:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import aiohttp
@@ -29,6 +38,31 @@ from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.signers.base import OutgoingRequest, UpstreamReply
 
 log = logging.getLogger("signing_proxy.forward")
+
+
+class MaybeSent(Exception):
+    """The connection failed after it was established: the request may have reached the
+    venue. Deliberately neither an ``aiohttp.ClientError`` nor an ``OSError``, the two
+    families aiohttp's request loop retries or re-wraps."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause_name = type(cause).__name__
+
+
+_Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
+
+
+async def exactly_once(request: aiohttp.ClientRequest, handler: _Handler) -> aiohttp.ClientResponse:
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # never established: nothing was sent (a ClientOSError subclass, so first)
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise MaybeSent(exc) from None
+
+
+NO_HIDDEN_RETRIES = (exactly_once,)  # ``middlewares=`` of every aiohttp session that talks to a venue
 
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 
@@ -46,10 +80,12 @@ class Forwarder:
         timeout_s: float = 10,
         max_connections: int = 100,
         retry_idempotent: bool = False,
+        max_response_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
         self._max_connections = max_connections
         self._retry_idempotent = retry_idempotent
+        self._max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -63,6 +99,7 @@ class Forwarder:
                 auto_decompress=False,
                 skip_auto_headers=_SKIP_AUTO,
                 cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
+                middlewares=NO_HIDDEN_RETRIES,  # no hidden re-send of an idempotent method
             )
 
     async def close(self) -> None:
@@ -94,14 +131,38 @@ class Forwarder:
                 data=request.body if request.body or request.method not in ("GET", "HEAD") else None,
                 allow_redirects=False,
             ) as response:
-                body = await response.read()
+                body = await self._read_capped(response, origin)
                 headers = tuple(
                     (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.raw_headers
                 )
                 return UpstreamReply(response.status, headers, body)
         except aiohttp.ClientConnectorError:
             raise
+        except MaybeSent as exc:
+            raise UpstreamUnreachable(f"request to {origin} failed ({exc.cause_name})") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(f"{origin} did not answer in time") from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(f"request to {origin} failed ({type(exc).__name__})") from None
+
+    async def _read_capped(self, response: aiohttp.ClientResponse, origin: str) -> bytes:
+        cap = self._max_response_bytes
+        declared = response.content_length
+        if (declared is not None and declared <= cap) or response.method == "HEAD":
+            return await response.read()  # the parser stops at Content-Length: the fast path
+        chunks: list[bytes] = []
+        size = 0
+        if declared is None:  # chunked, or until the venue closes: count as it comes
+            async for chunk in response.content.iter_any():
+                size += len(chunk)
+                if size > cap:
+                    break
+                chunks.append(chunk)
+            else:
+                return b"".join(chunks)
+        response.close()  # never pool a connection with an unread answer on it
+        log.warning("venue answer over the cap", extra={"origin": origin, "max_response_bytes": cap})
+        raise UpstreamUnreachable(
+            f"the answer from {origin} exceeds upstream.max_response_bytes ({cap} bytes); "
+            "the request may have been executed"
+        )

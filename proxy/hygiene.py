@@ -8,9 +8,17 @@ Dropped (DESIGN.md, "Header hygiene"):
 * every header any venue scheme owns (``X-COINEX-*``, ``ICX-*``, ``x-api-*``, …): a
   client can neither inject credentials nor break a signature, and SDKs that insist on
   keys work with placeholders;
+* ``Expect``: the edge answers ``100 Continue`` itself and forwards complete requests
+  only; an ``Expect: 100-continue`` sent on makes the client library hold the body back
+  until the venue says ``100 Continue``, which a venue waiting for the body never does;
 * ``Host`` and ``Content-Length`` (recomputed for the upstream request) and headers that
   would tell the venue about our internal network (``Forwarded``, ``X-Forwarded-*``,
   ``X-Real-IP``).
+
+On the way back, a venue answer loses its hop-by-hop headers and every header of the
+proxy's own contract (``X-Signing-Proxy-*``, DESIGN.md "Proxy errors"): a venue (or a
+box in front of it) must not make its answer look like a proxy refusal, which a client
+reads as "nothing was sent" and may retry.
 
 The set of names is computed once (``HeaderPolicy``), not per request.
 
@@ -42,10 +50,11 @@ HOP_BY_HOP = frozenset(
     }
 )
 ALWAYS_DROPPED = frozenset(
-    {"host", "content-length", "authorization", "forwarded", "x-real-ip", "x-request-id"}
+    {"host", "content-length", "authorization", "forwarded", "x-real-ip", "x-request-id", "expect"}
 )
 DROPPED_PREFIXES = ("x-forwarded-",)
 METHOD_OVERRIDES = frozenset({"x-http-method-override", "x-method-override", "x-http-method"})
+PROXY_OWNED_PREFIX = "x-signing-proxy-"  # proxy.errors.ERROR_HEADER and any future header of ours
 
 
 class HeaderPolicy:
@@ -65,10 +74,18 @@ class HeaderPolicy:
 
 
 def response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Venue response headers minus hop-by-hop ones (the body is re-framed by our server)."""
+    """Venue response headers (lower-case names) minus hop-by-hop ones (the body is re-framed
+    by our server) and the proxy's own."""
     headers = list(headers)
     named = _connection_tokens(headers)
-    return [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in named and k != "content-length"]
+    return [
+        (k, v)
+        for k, v in headers
+        if k not in HOP_BY_HOP
+        and k not in named
+        and k != "content-length"
+        and not k.startswith(PROXY_OWNED_PREFIX)
+    ]
 
 
 def _connection_tokens(headers: list[tuple[str, str]]) -> frozenset[str]:

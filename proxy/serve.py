@@ -11,23 +11,33 @@ import uvicorn
 from proxy.admin import create_admin_app
 from proxy.edge import ProxyApp
 from proxy.reload import Reloader
-from proxy.server import GuardedHttpToolsProtocol, ProxyServer, QuietServer
-from proxy.settings import Settings
+from proxy.server import ClientLimits, GuardedHttpToolsProtocol, ProxyServer, QuietServer
+from proxy.settings import Listen, Settings
+
+
+def client_limits(listen: Listen) -> ClientLimits:
+    return ClientLimits(listen.header_timeout_s, listen.body_timeout_s, listen.max_connections)
 
 
 def data_plane_config(
-    app: ProxyApp, host: str, port: int, drain_timeout_s: int = 10, ws_max_size: int = 16 * 1024 * 1024
+    app: ProxyApp,
+    host: str,
+    port: int,
+    drain_timeout_s: int = 10,
+    ws_max_size: int = 16 * 1024 * 1024,
+    limits: ClientLimits | None = None,
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=GuardedHttpToolsProtocol,
+        http=GuardedHttpToolsProtocol.with_limits(limits or ClientLimits()),
         lifespan="on",
         log_config=None,
         access_log=False,  # our own request log replaces it
         server_header=False,
         date_header=False,
+        proxy_headers=False,  # identity comes from the socket peer, never from X-Forwarded-For
         timeout_graceful_shutdown=drain_timeout_s,  # SIGTERM: in-flight requests get this long
         ws_max_size=ws_max_size,  # uvicorn closes 1009 above this before buffering more
     )
@@ -40,6 +50,7 @@ async def serve(settings: Settings, app: ProxyApp) -> None:
         settings.listen.port,
         settings.drain_timeout_s,
         ws_max_size=settings.websocket.max_frame_bytes,
+        limits=client_limits(settings.listen),
     )
     main = ProxyServer(config)
     reloader = Reloader(app.pipeline, settings, events=app.metrics.session)
@@ -50,7 +61,12 @@ async def serve(settings: Settings, app: ProxyApp) -> None:
     admin_app = create_admin_app(app.pipeline, app.metrics)
     admin = QuietServer(  # the data-plane server owns the signal handlers
         uvicorn.Config(
-            admin_app, host=settings.admin.host, port=settings.admin.port, log_config=None, access_log=False
+            admin_app,
+            host=settings.admin.host,
+            port=settings.admin.port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
         )
     )
     admin_task = asyncio.create_task(admin.serve())

@@ -55,6 +55,10 @@ class _Strict(BaseModel):
 class Listen(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Slow clients (proxy.server.ClientLimits explains the defaults against nginx's 60 s).
+    header_timeout_s: float = Field(default=10, gt=0, le=300)  # the request head, from its first byte
+    body_timeout_s: float = Field(default=30, gt=0, le=600)  # the whole body, from the end of the head
+    max_connections: int = Field(default=1024, ge=1, le=1_000_000)  # more are closed on accept
 
 
 class AdminListen(_Strict):
@@ -99,6 +103,8 @@ class UpstreamSettings(_Strict):
     max_body_bytes: int = Field(default=1_048_576, ge=0)
     max_connections: int = Field(default=100, ge=1)
     retry_idempotent: bool = False  # GET/HEAD only, and only on connect failures
+    # A venue answer over this is dropped (502): JSON answers are KiBs, order books a few MiB.
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
 
 class ErrorSettings(_Strict):

@@ -21,7 +21,7 @@ from proxy.app import create_app
 from proxy.devvault import DevVault, free_port
 from proxy.edge import ProxyApp
 from proxy.identity import token_sha256
-from proxy.serve import data_plane_config
+from proxy.serve import client_limits, data_plane_config
 from proxy.server import BackgroundServer
 from proxy.settings import load_settings
 from proxy.signers import SIGNERS
@@ -116,13 +116,19 @@ class LocalStack:
         for name, (scheme, upstream) in self.extra_venues.items():
             self.vault.put_secret(f"signing-proxy/{name}/{self.account}", self.credentials[scheme])
             venues[name] = self._venue_config(scheme, upstream)
+            if scheme == "evedex" and "evedex" in venues:  # log in at the simulated venue
+                venues[name]["auth_upstream"] = venues["evedex"]["upstream"]
         self.venue_schemes = {name: config["scheme"] for name, config in venues.items()}
         config_path = self._write_files(venues)
         settings = load_settings(config_path, environ={})
         self.settings = settings
         self.app = create_app(settings)
         config = data_plane_config(
-            self.app, "127.0.0.1", free_port(), ws_max_size=settings.websocket.max_frame_bytes
+            self.app,
+            "127.0.0.1",
+            free_port(),
+            ws_max_size=settings.websocket.max_frame_bytes,
+            limits=client_limits(settings.listen),
         )
         proxy = await BackgroundServer(config).start()
         self._servers.append(proxy)

@@ -51,6 +51,9 @@ COINEX_CODES: Mapping[str, int] = {
     "upstream_timeout": 4002,  # RequestTimeout: the order may have executed, as ccxt documents
     "signing_failed": 4003,  # ExchangeError (internal error)
     "internal_error": 4003,  # ExchangeError
+    "request_timeout": 4004,  # BadRequest: the client's own request was too slow; nothing was sent
+    "expectation_failed": 4004,  # BadRequest
+    "rate_limit_unavailable": 4001,  # ExchangeNotAvailable: the limiter is down, nothing was sent
 }
 
 # proxy code -> Icrypex string code (the docs name none but INVALID_REQUEST-style codes;
@@ -67,6 +70,9 @@ ICRYPEX_CODES: Mapping[str, str] = {
     "upstream_timeout": "GATEWAY_TIMEOUT",
     "signing_failed": "INTERNAL_ERROR",
     "internal_error": "INTERNAL_ERROR",
+    "request_timeout": "REQUEST_TIMEOUT",
+    "expectation_failed": "INVALID_REQUEST",
+    "rate_limit_unavailable": "SERVICE_UNAVAILABLE",
 }
 
 

@@ -11,6 +11,8 @@ Contract kept here, as for REST:
   decided on is the path the venue sees;
 * nothing from the client's request goes upstream but the path, query and the requested
   subprotocols; the login is the proxy's (``proxy.ws.base``);
+* the handshake is sent once: aiohttp's own re-send of a GET on a dropped connection is
+  disabled as in ``proxy.forward`` (``NO_HIDDEN_RETRIES``);
 * a failed handshake is ``UpstreamUnreachable`` (502, naming the venue's HTTP status when
   it answered) or ``UpstreamTimeout`` (504), with the origin and failure class only;
 * frames over ``max_frame_bytes`` are refused by aiohttp (it closes the venue side with
@@ -28,6 +30,7 @@ import aiohttp
 from yarl import URL
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
+from proxy.forward import NO_HIDDEN_RETRIES, MaybeSent
 from proxy.ws import frames
 from proxy.ws.frames import Closed, Frame
 
@@ -109,6 +112,7 @@ class AiohttpConnector:
                 timeout=self._timeout,
                 skip_auto_headers=("User-Agent",),
                 cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
+                middlewares=NO_HIDDEN_RETRIES,  # a handshake that may have arrived is not re-sent
             )
 
     async def close(self) -> None:
@@ -134,6 +138,8 @@ class AiohttpConnector:
             raise UpstreamUnreachable(f"{origin} refused the WebSocket upgrade (HTTP {exc.status})") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(f"{origin} did not complete the WebSocket handshake in time") from None
+        except MaybeSent as exc:
+            raise UpstreamUnreachable(f"cannot open a WebSocket to {origin} ({exc.cause_name})") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamUnreachable(f"cannot open a WebSocket to {origin} ({type(exc).__name__})") from None
         return AiohttpSocket(ws)

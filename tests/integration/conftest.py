@@ -49,6 +49,7 @@ async def stack(faulty: FaultServer, untrusted_tls: FaultServer):
         extra_venues={
             "coinex-dead": ("coinex", f"http://127.0.0.1:{dead}"),
             "coinex-faulty": ("coinex", faulty.url),
+            "evedex-faulty": ("evedex", faulty.url),  # trading API faulty, login at the simulated venue
             "coinex-tls": ("coinex", untrusted_tls.url),  # a certificate nobody trusts
         },
         extra_config={

@@ -1,6 +1,10 @@
 """Misbehaving upstreams for fault tests.
 
-``FaultServer`` reads one request, then does what ``mode`` says. ``SelfSignedTLSServer``
+``FaultServer`` reads one request, then does what ``mode`` says. The keep-alive modes
+(``KEEP_ALIVE``) answer the first request on a connection and keep it open; every later
+request on that connection is read whole, then the connection is closed unanswered: the
+venue dropped a reused connection after the request reached it. ``seen`` holds every
+request line read, in order. ``SelfSignedTLSServer``
 speaks TLS with a certificate nobody trusts (the proxy must refuse it)."""
 
 from __future__ import annotations
@@ -18,17 +22,24 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: application/json\r\n\r\n{"code": 0}'
+UNAUTHORIZED = (
+    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 26\r\nContent-Type: application/json\r\n\r\n"
+    b'{"error": "token expired"}'
+)
+KEEP_ALIVE = {"drop_on_reuse": OK, "unauthorized_then_drop": UNAUTHORIZED}
 
 
 class FaultServer:
-    MODES = ("ok", "reset_mid_response", "garbage", "close_without_answer", "never_answer")
+    MODES = ("ok", "reset_mid_response", "garbage", "close_without_answer", "never_answer", *KEEP_ALIVE)
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.mode = "ok"
         self.requests = 0
+        self.seen: list[bytes] = []  # request lines, in the order they were read
         self.port = 0
         self._ssl = ssl_context
         self._server: asyncio.base_events.Server | None = None
+        self._idle: set[asyncio.StreamWriter] = set()  # keep-alive connections waiting for a reuse
 
     async def start(self) -> FaultServer:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self._ssl)
@@ -40,6 +51,35 @@ class FaultServer:
         return f"{'https' if self._ssl else 'http'}://127.0.0.1:{self.port}"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode in KEEP_ALIVE:
+            await self._keep_alive(reader, writer, KEEP_ALIVE[self.mode])
+            return
+        if not await self._read_request(reader, writer):
+            return
+        with contextlib.suppress(ConnectionError):
+            await self._answer(reader, writer)
+
+    async def _keep_alive(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes
+    ) -> None:
+        if not await self._read_request(reader, writer):
+            return
+        with contextlib.suppress(ConnectionError):
+            writer.write(first)
+            await writer.drain()
+            self._idle.add(writer)
+            try:
+                if await self._read_request(reader, writer):  # the reused connection: read, then drop
+                    writer.close()
+            finally:
+                self._idle.discard(writer)
+
+    def close_idle(self) -> None:
+        """Hang up every kept-alive connection, so no later test reuses one by surprise."""
+        for writer in list(self._idle):
+            writer.close()
+
+    async def _read_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             length = next(
@@ -53,10 +93,10 @@ class FaultServer:
             await reader.readexactly(length)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ssl.SSLError):
             writer.close()
-            return
+            return False
         self.requests += 1
-        with contextlib.suppress(ConnectionError):
-            await self._answer(reader, writer)
+        self.seen.append(head.split(b"\r\n", 1)[0])
+        return True
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode == "reset_mid_response":

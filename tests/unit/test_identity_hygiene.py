@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 
+import proxy
 from proxy.errors import Unauthenticated
 from proxy.hygiene import HeaderPolicy, response_headers
 from proxy.identity import identify
@@ -98,3 +100,34 @@ def test_response_headers_keep_venue_headers() -> None:
         ("content-length", "2"),
     ]
     assert response_headers(headers) == [("content-type", "application/json"), ("x-ratelimit-remaining", "9")]
+
+
+def test_every_uvicorn_server_has_proxy_headers_off() -> None:
+    """A new uvicorn server added later must not bring ``X-Forwarded-For`` back (each
+    ``uvicorn.Config(...)`` call in the package says ``proxy_headers=False``)."""
+    root = Path(proxy.__file__).parent
+    calls = []
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "uvicorn.Config":
+                keywords = {k.arg: ast.unparse(k.value) for k in node.keywords}
+                calls.append((path.name, keywords.get("proxy_headers")))
+    assert len(calls) >= 3  # data plane, admin, simulated venues
+    assert all(value == "False" for _, value in calls), calls
+
+
+def test_venue_answer_loses_the_proxys_own_headers() -> None:
+    headers = [
+        ("x-signing-proxy-error", "policy_denied"),
+        ("x-signing-proxy-anything", "1"),
+        ("x-signing-proxyless", "kept: not our prefix"),
+        ("x-venue", "kept"),
+    ]
+    assert response_headers(headers) == [("x-signing-proxyless", "kept: not our prefix"), ("x-venue", "kept")]
+
+
+def test_expect_is_never_forwarded() -> None:
+    policy = HeaderPolicy(())
+    kept = policy.request_headers([("expect", "100-continue"), ("content-type", "application/json")])
+    assert kept == (("content-type", "application/json"),)

@@ -87,3 +87,32 @@ def test_shipped_example_config_and_policies_pass_check(capsys: pytest.CaptureFi
     assert main(["check", "--config", str(example)]) == 2
     err = capsys.readouterr().err
     assert "example.yaml: clients.market-maker.token_sha256: uses a published example token" in err
+
+
+def test_edge_limits_defaults_and_env(tmp_path: Path) -> None:
+    """Issue 14: read deadlines, the client connection cap and the venue answer cap."""
+    settings = load_settings(_write(tmp_path, GOOD), environ={})
+    assert (settings.listen.header_timeout_s, settings.listen.body_timeout_s) == (10, 30)
+    assert settings.listen.max_connections == 1024
+    assert settings.upstream.max_response_bytes == 16 * 1024 * 1024
+    env = {
+        "SIGNING_PROXY_LISTEN__HEADER_TIMEOUT_S": "2",
+        "SIGNING_PROXY_UPSTREAM__MAX_RESPONSE_BYTES": "65536",
+    }
+    settings = load_settings(_write(tmp_path, GOOD), environ=env)
+    assert settings.listen.header_timeout_s == 2 and settings.upstream.max_response_bytes == 65536
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ("listen: {header_timeout_s: 0}", "listen.header_timeout_s"),
+        ("listen: {body_timeout_s: -1}", "listen.body_timeout_s"),
+        ("listen: {max_connections: 0}", "listen.max_connections"),
+        ("upstream: {max_response_bytes: 10}", "upstream.max_response_bytes"),
+    ],
+)
+def test_edge_limits_refuse_nonsense(tmp_path: Path, extra: str, field: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_write(tmp_path, GOOD + extra + "\n"), environ={})
+    assert field in str(refused.value)
