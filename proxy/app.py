@@ -60,7 +60,9 @@ def build_venues(settings: Settings, events: SessionEvents | None = None) -> dic
     return venues
 
 
-def build_transit(settings: Settings, store: CredentialStore) -> VaultTransit | None:
+def build_transit(
+    settings: Settings, store: CredentialStore, metrics: Metrics | None = None
+) -> VaultTransit | None:
     """Vault Transit for ``signing: transit`` accounts, sharing the store's token when it can.
 
     Built whenever Vault is configured (it opens no connection until first used), so a
@@ -71,12 +73,23 @@ def build_transit(settings: Settings, store: CredentialStore) -> VaultTransit | 
         keeper = store.keeper
     elif vault.url:
         keeper = TokenKeeper(
-            make_client(vault.url, None, vault.timeout_s), build_login(settings), SystemClock()
+            make_client(vault.url, None, vault.timeout_s),
+            build_login(settings),
+            SystemClock(),
+            relogin_interval_s=vault.relogin_interval_s,
         )
     else:
         return None
     url = vault.url or str(keeper.client.url)
-    return VaultTransit(url, keeper, vault.transit_mount, vault.timeout_s, vault.transit_max_connections)
+    return VaultTransit(
+        url,
+        keeper,
+        vault.transit_mount,
+        vault.timeout_s,
+        vault.transit_max_connections,
+        metrics=metrics,
+        denied_cache_s=vault.denied_cache_s,
+    )
 
 
 def build_store(settings: Settings, clock: Clock, metrics: Metrics | None = None) -> VaultStore:
@@ -93,6 +106,8 @@ def build_store(settings: Settings, clock: Clock, metrics: Metrics | None = None
         vault.stale_grace_s,
         login=build_login(settings),
         metrics=metrics,
+        denied_cache_s=vault.denied_cache_s,
+        relogin_interval_s=vault.relogin_interval_s,
     )
 
 
@@ -140,7 +155,7 @@ def create_app(
     )
     metrics.registry.register(LimiterCollector(limiter))
     sessions = _share_sessions(settings, venues, store, clock)
-    transit = transit if transit is not None else build_transit(settings, store)
+    transit = transit if transit is not None else build_transit(settings, store, metrics)
     _transit_ready(settings, venues, transit)
     pipeline = Pipeline(
         policies,

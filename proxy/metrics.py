@@ -87,8 +87,14 @@ class Metrics:
         )
         self.vault = Counter(
             "signing_proxy_vault_lookups",
-            "Credential lookups by result (hit, read, stale, error, missing).",
+            "Credential lookups by result (hit, read, stale, error, missing, denied).",
             ["result"],
+            registry=r,
+        )
+        self.vault_denials = Counter(
+            "signing_proxy_vault_denied",
+            "Requests refused because the proxy's Vault policy denies a path (kind: kv or transit).",
+            ["venue", "account", "kind"],
             registry=r,
         )
 
@@ -129,6 +135,9 @@ class Metrics:
     def vault_lookup(self, result: str) -> None:
         self._child(self.vault, result).inc()
 
+    def vault_denied(self, venue: str, account: str, kind: str) -> None:
+        self._child(self.vault_denials, venue, account, kind).inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -150,3 +159,4 @@ class _Disabled(Metrics):
     def limited(self, limit: str) -> None: ...
     def session(self, venue: str, event: str, result: str) -> None: ...
     def vault_lookup(self, result: str) -> None: ...
+    def vault_denied(self, venue: str, account: str, kind: str) -> None: ...

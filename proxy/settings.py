@@ -85,6 +85,10 @@ class VaultSettings(_Strict):
     timeout_s: float = Field(default=5, gt=0)
     transit_mount: str = Field(default="transit", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
     transit_max_connections: int = Field(default=32, ge=1, le=1024)  # keep-alive pool to Vault
+    # A 403 for a valid token (the policy refuses the path) is remembered this long per path.
+    denied_cache_s: float = Field(default=5, ge=0, le=300)
+    # At most one re-login per this interval caused by a 403 with an invalid token.
+    relogin_interval_s: float = Field(default=5, ge=0, le=3600)
 
 
 class UpstreamSettings(_Strict):
