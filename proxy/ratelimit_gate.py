@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.config_errors import ConfigError
-from proxy.errors import RateLimited
+from proxy.errors import RateLimited, RateLimitUnavailable
 from proxy.policy import PolicySet, RateSpec
 from proxy.ratelimit import Bucket, Limiter
 from proxy.ratelimit_profiles import PROFILE_DIR, SHIPPED_PROFILES, Feedback, Group, Profile, load_profiles
@@ -267,6 +267,8 @@ class RateGate:
                 return
             waited_ms = float(state.get(self.WAITED, 0.0))  # type: ignore[arg-type]
             wait_ms = max(refusal.retry_after_s * 1000, 1.0)
+            if refusal.backend is not None:
+                raise RateLimitUnavailable(refusal.backend, refusal.limit, refusal.retry_after_s)
             if not refusal.queueable or waited_ms + wait_ms > budget_ms:
                 raise RateLimited(refusal.limit, refusal.retry_after_s)
             await self._sleep(wait_ms / 1000)
