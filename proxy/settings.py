@@ -127,6 +127,11 @@ class RateLimitSettings(_Strict):
     # "<venue>/<account>" or "<venue>" -> {<group>: {limit, window_s}}
     overrides: dict[str, dict[str, GroupOverride]] = {}
     shared_sessions: bool | None = None  # EVEDEX logins shared through Redis; default: backend == redis
+    # The shared EVEDEX login lock: its lease (renewed every third while the login runs; a dead
+    # holder's lock is taken over after at most this) and how long a replica waits for a live
+    # holder before refusing the request (credentials_unavailable).
+    session_lock_lease_s: float = Field(default=3.0, ge=0.1, le=60)
+    session_lock_wait_s: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("url")
     @classmethod
