@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import hvac
 import hvac.exceptions
 import pytest
@@ -179,3 +180,52 @@ async def test_relogins_after_403_are_limited_to_one_per_interval(vault: DevVaul
     finally:
         await transit.close()
         await store.close()
+
+
+def _restricted_approle(vault: DevVault, workdir: Path) -> dict[str, object]:
+    """The proxy logs in with AppRole under the shipped policy (not the root token)."""
+    root = vault.client()
+    root.sys.create_or_update_policy("signing-proxy", (POLICIES / "signing-proxy.hcl").read_text())
+    root.sys.enable_auth_method("approle")
+    root.auth.approle.create_or_update_approle("proxy", token_policies=["signing-proxy"], token_ttl="600s")
+    role_id = root.auth.approle.read_role_id("proxy")["data"]["role_id"]
+    secret_id = workdir / "secret-id"
+    secret_id.write_text(root.auth.approle.generate_secret_id("proxy")["data"]["secret_id"])
+    # desk3's public KV fields, as `signing-proxy keys put --transit` would leave them
+    vault.put_secret("signing-proxy/coinex/desk3", {"api_key": "desk3-api-key", "transit_key": DENIED_KEY})
+    return {"method": "approle", "role_id": role_id, "secret_id_file": str(secret_id)}
+
+
+async def test_the_issue_scenario_end_to_end_21_requests_one_login(tmp_path: Path) -> None:
+    """issue 19: `transit_key: coinex-desk3` under signing-proxy.hcl, 21 requests through the
+    proxy: each is a 503 naming the path, none logs in, and the metric counts them."""
+    from proxy.sim.samples import READS
+    from proxy.stack import LocalStack
+
+    desk3 = {"name": "desk3", "signing": "transit", "transit_key": DENIED_KEY}
+    async with LocalStack(
+        schemes=("coinex",),
+        transit=("coinex",),
+        extra_accounts={"coinex": [desk3]},
+        vault_auth=_restricted_approle,
+        extra_config={"rate_limits": {"venue_profiles": False}},
+    ) as stack:
+        async with httpx.AsyncClient(timeout=20) as http:
+            ok = await http.get(stack.url("coinex", READS["coinex"]), headers=stack.headers())
+            assert ok.status_code == 200, ok.text  # the allowed key signs
+            before = _accessors(stack.vault)
+            answers = [
+                await http.get(stack.url("coinex", READS["coinex"], "desk3"), headers=stack.headers())
+                for _ in range(21)
+            ]
+        assert _accessors(stack.vault) == before  # 0 logins (was 22 logins, 22 live tokens)
+        for answer in answers:
+            assert answer.status_code == 503
+            assert answer.headers["x-signing-proxy-error"] == "credentials_unavailable"
+            message = answer.json()["error"]["message"]
+            assert "transit/hmac/coinex-desk3" in message and "signing-proxy" in message
+        assert stack.app is not None
+        metrics = stack.app.metrics.render().decode()
+        assert (
+            'signing_proxy_vault_denied_total{account="desk3",kind="transit",venue="coinex"} 21.0' in metrics
+        )
