@@ -193,18 +193,19 @@ class VaultTransit:
 
     async def _after_403(self, refused_token: str | None, vault_path: str) -> str:
         """Single flight: "retry" (the token was replaced), "denied" (the token is valid: the
-        policy refuses ``vault_path``) or "error" (Vault could not be asked; the 403 stands)."""
+        policy refuses ``vault_path``) or "error" (Vault could not be asked, or the invalid
+        token cannot be replaced now: the 403 stands, nothing is remembered)."""
         async with self._relogin:
             if self._keeper.client.token != refused_token:
                 return "retry"  # a request before us logged in again
             if self._denied.get(vault_path) is not None:
                 return "denied"  # a request before us found out
             try:
-                replaced = await asyncio.to_thread(self._keeper.on_forbidden, refused_token)
+                verdict = await asyncio.to_thread(self._keeper.on_forbidden, refused_token)
             except Exception as exc:  # login refused or Vault down: the 403 stands
                 log.error("vault login after a Transit 403 failed", extra={"error": type(exc).__name__})
                 return "error"
-            return "retry" if replaced else "denied"
+            return {"replaced": "retry", "denied": "denied", "invalid": "error"}[verdict]
 
     async def _start_session(self) -> aiohttp.ClientSession:
         if self._session is None:

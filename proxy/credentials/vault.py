@@ -54,6 +54,10 @@ class _Denied(Exception):
     """Vault refused the path to a valid token: the policy does not allow it."""
 
 
+class _TokenInvalid(Exception):
+    """Our token is invalid and cannot be replaced right now (see ``TokenKeeper``)."""
+
+
 class VaultStore:
     def __init__(
         self,
@@ -133,7 +137,9 @@ class VaultStore:
             self._metrics.vault_denied(venue, account, "kv")
             log.error("vault refused a read", extra={"venue": venue, "account": account, "path": path})
             raise CredentialsUnavailable(venue, account, detail) from None
-        except Exception as exc:  # unreachable, 5xx, permission, token expired
+        except _TokenInvalid:
+            return self._stale_or_fail(venue, account, entry, "token invalid, no re-login possible now")
+        except Exception as exc:  # unreachable, 5xx, login refused
             return self._stale_or_fail(venue, account, entry, type(exc).__name__)
         self._metrics.vault_lookup("read")
         creds = Credentials(fields, version)
@@ -163,8 +169,11 @@ class VaultStore:
         except hvac.exceptions.Forbidden:
             # An invalid token is replaced and the read tried once more (a read is idempotent,
             # unlike a venue request); a valid one is refused by the policy.
-            if not self._keeper.on_forbidden(refused):
+            verdict = self._keeper.on_forbidden(refused)
+            if verdict == "denied":
                 raise _Denied() from None
+            if verdict == "invalid":  # like Vault unreachable: a cached secret may still serve
+                raise _TokenInvalid() from None
             try:
                 response = self._read_version(venue, account)
             except hvac.exceptions.Forbidden:

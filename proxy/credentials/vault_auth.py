@@ -33,7 +33,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import hvac
 
@@ -42,6 +42,7 @@ from proxy.clock import Clock
 log = logging.getLogger("signing_proxy.vault")
 
 SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+Verdict = Literal["replaced", "denied", "invalid"]  # what a 403 meant (TokenKeeper.on_forbidden)
 
 
 class VaultLoginError(Exception):
@@ -194,31 +195,36 @@ class TokenKeeper:
                 log.error("vault token cannot be renewed and the token method cannot log in again")
                 self._renew_at = None
 
-    def on_forbidden(self, refused_token: str | None = None) -> bool:
-        """A request with ``refused_token`` got 403. True: the token was replaced, retry once.
-        False: the token is valid (the policy refuses the path) or cannot be replaced now.
+    def on_forbidden(self, refused_token: str | None = None) -> Verdict:
+        """A request with ``refused_token`` got 403. What it means:
+
+        * ``"replaced"``: the token was invalid and is replaced (now or by another caller):
+          retry once;
+        * ``"denied"``: the token is valid, so the policy refuses the path: do not retry;
+        * ``"invalid"``: the token is invalid and cannot be replaced now (a ``token`` method,
+          or a re-login less than ``relogin_interval_s`` ago): like Vault being unreachable.
 
         Raises what the lookup raises when Vault cannot be asked (unreachable, 5xx).
         """
         with self._lock:
             if refused_token is not None and self.client.token != refused_token:
-                return True  # another caller already logged in again
+                return "replaced"  # another caller already logged in again
             if self._token_valid():
-                return False  # a permission problem: logging in again would not change it
+                return "denied"  # a permission problem: logging in again would not change it
             if not self.login.can_relogin:
                 log.error("vault token is invalid and the token method cannot log in again")
-                return False
+                return "invalid"
             since = self.clock.monotonic() - self._forced_at
             if since < self.relogin_interval_s:
                 log.error(
                     "vault token invalid again right after a re-login: not logging in again yet",
                     extra={"method": self.login.method, "since_s": round(since, 3)},
                 )
-                return False
+                return "invalid"
             self._forced_at = self.clock.monotonic()
             log.warning("vault token invalid (revoked or expired): logging in again")
             self.relogin()
-            return True
+            return "replaced"
 
     def _token_valid(self) -> bool:
         try:

@@ -174,8 +174,10 @@ async def test_relogins_after_403_are_limited_to_one_per_interval(vault: DevVaul
         with pytest.raises(CredentialsUnavailable) as refused:
             await transit.operator("coinex", "main", ALLOWED_KEY, None)(Hmac(b"probe"))
         assert "403" in refused.value.message
-        with pytest.raises(CredentialsUnavailable):
+        assert "permission denied: update" not in refused.value.message  # not a policy problem
+        with pytest.raises(CredentialsUnavailable) as kv_refused:
             await store.get("coinex", "main")
+        assert "token invalid" in kv_refused.value.message
         assert _accessors(vault) == before  # no second login inside the interval
     finally:
         await transit.close()
