@@ -35,7 +35,7 @@ from proxy.ratelimit import LimiterCollector, build_limiter
 from proxy.ratelimit_gate import RateGate, build_rate_limits
 from proxy.settings import Settings, validate_scheme_options
 from proxy.signers import SIGNERS, owned_headers
-from proxy.signers.base import SessionEvents
+from proxy.signers.base import LockWaits, SessionEvents
 from proxy.signers.envelopes import ENVELOPES
 from proxy.signing_modes import transit_keys
 from proxy.ws.gateway import StreamGateway
@@ -45,7 +45,9 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
-def build_venues(settings: Settings, events: SessionEvents | None = None) -> dict[str, Venue]:
+def build_venues(
+    settings: Settings, events: SessionEvents | None = None, lock_waits: LockWaits | None = None
+) -> dict[str, Venue]:
     """One signer per configured venue, built once from its validated scheme options."""
     venues = {}
     for name, config in settings.venues.items():
@@ -54,6 +56,8 @@ def build_venues(settings: Settings, events: SessionEvents | None = None) -> dic
         signer = signer_class(options)
         if events is not None:
             signer.events = events
+        if lock_waits is not None:
+            signer.lock_waits = lock_waits
         transit = transit_keys(settings.source, name, config.accounts)
         venues[name] = Venue(
             name, config.upstream, frozenset(config.account_names), signer, config.ws_upstream, transit
@@ -61,7 +65,9 @@ def build_venues(settings: Settings, events: SessionEvents | None = None) -> dic
     return venues
 
 
-def build_transit(settings: Settings, store: CredentialStore) -> VaultTransit | None:
+def build_transit(
+    settings: Settings, store: CredentialStore, metrics: Metrics | None = None
+) -> VaultTransit | None:
     """Vault Transit for ``signing: transit`` accounts, sharing the store's token when it can.
 
     Built whenever Vault is configured (it opens no connection until first used), so a
@@ -74,7 +80,10 @@ def build_transit(settings: Settings, store: CredentialStore) -> VaultTransit | 
         invalidate = store.invalidate  # a retired pinned version: re-read the KV pin
     elif vault.url:
         keeper = TokenKeeper(
-            make_client(vault.url, None, vault.timeout_s), build_login(settings), SystemClock()
+            make_client(vault.url, None, vault.timeout_s),
+            build_login(settings),
+            SystemClock(),
+            relogin_interval_s=vault.relogin_interval_s,
         )
     else:
         return None
@@ -86,6 +95,8 @@ def build_transit(settings: Settings, store: CredentialStore) -> VaultTransit | 
         vault.timeout_s,
         vault.transit_max_connections,
         on_version_gone=invalidate,
+        metrics=metrics,
+        denied_cache_s=vault.denied_cache_s,
     )
 
 
@@ -103,6 +114,8 @@ def build_store(settings: Settings, clock: Clock, metrics: Metrics | None = None
         vault.stale_grace_s,
         login=build_login(settings),
         metrics=metrics,
+        denied_cache_s=vault.denied_cache_s,
+        relogin_interval_s=vault.relogin_interval_s,
     )
 
 
@@ -135,7 +148,7 @@ def create_app(
     """Wire the data plane from settings. Config and policy errors raise ``ConfigError`` here."""
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
-    venues = build_venues(settings, metrics.session)
+    venues = build_venues(settings, metrics.session, metrics.session_lock_wait)
     if policies is None:
         policies = load_policies(settings.policies, venues=venues)
     store = store if store is not None else build_store(settings, clock, metrics)
@@ -155,8 +168,8 @@ def create_app(
         _client_waits(settings, policies),
     )
     metrics.registry.register(LimiterCollector(limiter))
-    sessions = _share_sessions(settings, venues, store, clock)
-    transit = transit if transit is not None else build_transit(settings, store)
+    sessions = _share_sessions(settings, venues, store, clock, metrics)
+    transit = transit if transit is not None else build_transit(settings, store, metrics)
     _transit_ready(settings, venues, transit)
     pipeline = Pipeline(
         policies,
@@ -223,7 +236,7 @@ def _client_waits(settings: Settings, policies: PolicySet) -> dict[str, int]:
 
 
 def _share_sessions(
-    settings: Settings, venues: dict[str, Venue], store: CredentialStore, clock: Clock
+    settings: Settings, venues: dict[str, Venue], store: CredentialStore, clock: Clock, metrics: Metrics
 ) -> Redis | None:
     """EVEDEX logins shared by the replicas (``proxy.sessions_redis``); the client to close."""
     config = settings.rate_limits
@@ -235,4 +248,13 @@ def _share_sessions(
 
     url, timeout_s = config.url, config.timeout_s
     signers = (venue.signer for venue in venues.values())
-    return share_sessions(signers, lambda: make_client(url, timeout_s), store, clock, config.key_prefix)
+    return share_sessions(
+        signers,
+        lambda: make_client(url, timeout_s),
+        store,
+        clock,
+        config.key_prefix,
+        lease_s=config.session_lock_lease_s,
+        wait_s=config.session_lock_wait_s,
+        observe=metrics.session_lock_wait,
+    )

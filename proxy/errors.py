@@ -13,6 +13,7 @@ untouched) is a ``ProxyError`` leaf. Each leaf carries its contract code and HTT
     ├── BodyTooLarge                413 body_too_large         (.limit)
     ├── ExpectationFailed           417 expectation_failed     (an Expect other than 100-continue)
     ├── RateLimited                 429 rate_limited           (.limit_name, .retry_after_s)
+    ├── RateLimitUnavailable        503 rate_limit_unavailable (.backend, .retry_after_s)
     ├── CredentialsUnavailable      503 credentials_unavailable (.venue, .account, .missing)
     ├── SigningFailed               500 signing_failed         (.scheme)
     ├── UpstreamUnreachable         502 upstream_unreachable
@@ -117,6 +118,22 @@ class RateLimited(ProxyError):
 
     def extra_headers(self) -> list[tuple[str, str]]:
         # DESIGN.md: Retry-After is whole seconds, rounded up (never 0: that invites a spin).
+        return [("retry-after", str(max(1, math.ceil(self.retry_after_s))))]
+
+
+class RateLimitUnavailable(ProxyError):
+    """The shared rate-limit backend could not decide (down, or a script/data error), and
+    ``on_redis_error: fail_closed`` refuses: the client is not over any limit, so this is a
+    503 naming the backend, not a 429. A deviation from DESIGN.md's table (README lists it)."""
+
+    code, status = "rate_limit_unavailable", 503
+
+    def __init__(self, backend: str, detail: str, retry_after_s: float) -> None:
+        super().__init__(f"rate-limit backend {backend} unavailable: {detail}")
+        self.backend = backend
+        self.retry_after_s = retry_after_s
+
+    def extra_headers(self) -> list[tuple[str, str]]:
         return [("retry-after", str(max(1, math.ceil(self.retry_after_s))))]
 
 

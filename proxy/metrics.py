@@ -109,8 +109,22 @@ class Metrics:
         )
         self.vault = Counter(
             "signing_proxy_vault_lookups",
-            "Credential lookups by result (hit, read, stale, error, missing).",
+            "Credential lookups by result (hit, read, stale, error, missing, denied).",
             ["result"],
+            registry=r,
+        )
+        self.session_lock_waits = Histogram(
+            "signing_proxy_session_lock_wait_seconds",
+            "Time a request waited for a venue-session lock (lock: local or shared; outcome: "
+            "acquired, gave_up, unshared).",
+            ["venue", "lock", "outcome"],
+            buckets=_UPSTREAM,
+            registry=r,
+        )
+        self.vault_denials = Counter(
+            "signing_proxy_vault_denied",
+            "Requests refused because the proxy's Vault policy denies a path (kind: kv or transit).",
+            ["venue", "account", "kind"],
             registry=r,
         )
 
@@ -166,6 +180,12 @@ class Metrics:
     def vault_lookup(self, result: str) -> None:
         self._child(self.vault, result).inc()
 
+    def vault_denied(self, venue: str, account: str, kind: str) -> None:
+        self._child(self.vault_denials, venue, account, kind).inc()
+
+    def session_lock_wait(self, venue: str, lock: str, outcome: str, seconds: float) -> None:
+        self._child(self.session_lock_waits, venue, lock, outcome).observe(max(seconds, 0.0))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -188,3 +208,5 @@ class _Disabled(Metrics):
     def limited(self, limit: str) -> None: ...
     def session(self, venue: str, event: str, result: str) -> None: ...
     def vault_lookup(self, result: str) -> None: ...
+    def vault_denied(self, venue: str, account: str, kind: str) -> None: ...
+    def session_lock_wait(self, venue: str, lock: str, outcome: str, seconds: float) -> None: ...

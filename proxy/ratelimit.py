@@ -64,11 +64,13 @@ class Bucket:
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Which limit refused, and when it would admit. ``queueable`` is False when waiting
-    cannot help (the shared backend is down)."""
+    cannot help (the shared backend is down). ``backend`` names the backend when no limit
+    refused but the decision could not be made (503 ``rate_limit_unavailable``, not 429)."""
 
     limit: str
     retry_after_s: float
     queueable: bool = True
+    backend: str | None = None
 
 
 @dataclass(slots=True)
@@ -77,6 +79,7 @@ class LimiterStats:
 
     backend_errors: int = 0  # signing_proxy_ratelimit_backend_errors_total
     failed_closed: int = 0  # signing_proxy_ratelimit_backend_refusals_total
+    script_errors: int = 0  # signing_proxy_ratelimit_script_errors_total (one decision failed closed)
     local_fallbacks: int = 0  # signing_proxy_ratelimit_local_fallback_total
     cooldowns: int = 0  # signing_proxy_ratelimit_venue_cooldowns_total
     slowdowns: int = 0  # signing_proxy_ratelimit_venue_slowdowns_total (remaining-quota header)
@@ -173,6 +176,11 @@ class MemoryLimiter:
     async def close(self) -> None:
         return None
 
+    def cooldown(self, key: str) -> tuple[float, str] | None:
+        """``(seconds left, reason)`` while ``key`` cools down here, else ``None``."""
+        refusal = self._cooling(key, self._clock.monotonic())
+        return None if refusal is None else (refusal.retry_after_s, self._cooldowns[key][1])
+
     def _cooling(self, key: str, now: float) -> Refusal | None:
         found = self._cooldowns.get(key)
         if found is None:
@@ -266,6 +274,11 @@ class LimiterCollector:
     FAMILIES = (
         ("backend_errors", "signing_proxy_ratelimit_backend_errors", "Rate-limit backend (Redis) failures."),
         ("failed_closed", "signing_proxy_ratelimit_failed_closed", "Requests refused: backend unreachable."),
+        (
+            "script_errors",
+            "signing_proxy_ratelimit_script_errors",
+            "Decisions failed closed by a Redis script or data error (backend not marked down).",
+        ),
         ("local_fallbacks", "signing_proxy_ratelimit_local_fallbacks", "Decisions by local buckets instead."),
         ("cooldowns", "signing_proxy_ratelimit_venue_cooldowns", "Venue 'slow down' answers (key paused)."),
         (

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.config_errors import ConfigError
-from proxy.errors import RateLimited
+from proxy.errors import RateLimited, RateLimitUnavailable
 from proxy.path_spelling import canonical_path
 from proxy.policy import PolicySet, RateSpec
 from proxy.ratelimit import Bucket, Limiter
@@ -283,6 +283,8 @@ class RateGate:
                 return
             waited_ms = float(state.get(self.WAITED, 0.0))  # type: ignore[arg-type]
             wait_ms = max(refusal.retry_after_s * 1000, 1.0)
+            if refusal.backend is not None:
+                raise RateLimitUnavailable(refusal.backend, refusal.limit, refusal.retry_after_s)
             if not refusal.queueable or waited_ms + wait_ms > budget_ms:
                 raise RateLimited(refusal.limit, refusal.retry_after_s)
             await self._sleep(wait_ms / 1000)

@@ -95,6 +95,10 @@ class VaultSettings(_Strict):
     timeout_s: float = Field(default=5, gt=0)
     transit_mount: str = Field(default="transit", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
     transit_max_connections: int = Field(default=32, ge=1, le=1024)  # keep-alive pool to Vault
+    # A 403 for a valid token (the policy refuses the path) is remembered this long per path.
+    denied_cache_s: float = Field(default=5, ge=0, le=300)
+    # At most one re-login per this interval caused by a 403 with an invalid token.
+    relogin_interval_s: float = Field(default=5, ge=0, le=3600)
 
 
 class UpstreamSettings(_Strict):
@@ -150,6 +154,11 @@ class RateLimitSettings(_Strict):
     # "<venue>/<account>" or "<venue>" -> {<group>: {limit, window_s}}
     overrides: dict[str, dict[str, GroupOverride]] = {}
     shared_sessions: bool | None = None  # EVEDEX logins shared through Redis; default: backend == redis
+    # The shared EVEDEX login lock: its lease (renewed every third while the login runs; a dead
+    # holder's lock is taken over after at most this) and how long a replica waits for a live
+    # holder before refusing the request (credentials_unavailable).
+    session_lock_lease_s: float = Field(default=3.0, ge=0.1, le=60)
+    session_lock_wait_s: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("url")
     @classmethod

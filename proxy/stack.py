@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -71,6 +72,11 @@ class LocalStack:
     # through the same code as ``signing-proxy keys put --transit`` (docs/transit.md).
     transit: tuple[str, ...] = ()
     tiny_rate: dict[str, float] = field(default_factory=lambda: {"per_second": 0.2, "burst": 2})
+    # More account entries per venue (e.g. ``{name: desk3, signing: transit, transit_key: …}``).
+    extra_accounts: dict[str, list[Any]] = field(default_factory=dict)
+    # Called once OpenBao runs, before the config is written: returns ``vault.auth`` (e.g. an
+    # AppRole under a restricted policy) instead of the root token.
+    vault_auth: Callable[[DevVault, Path], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         self.vault = DevVault()
@@ -148,7 +154,7 @@ class LocalStack:
         main: str | dict[str, str] = self.account
         if scheme in self.transit:
             main = {"name": self.account, "signing": "transit"}
-        accounts = [main, *self.unseeded_accounts]
+        accounts = [main, *self.unseeded_accounts, *self.extra_accounts.get(scheme, [])]
         config: dict[str, Any] = {"scheme": scheme, "upstream": url, "accounts": accounts}
         if scheme == "evedex":
             config["auth_upstream"] = url  # the simulated venue serves both APIs
@@ -163,13 +169,12 @@ class LocalStack:
         token_file = self.dir / "vault-token"
         token_file.write_text(self.vault.root_token)
         token_file.chmod(0o600)
+        auth = {"method": "token", "token_file": str(token_file)}
+        if self.vault_auth is not None:
+            auth = self.vault_auth(self.vault, self.dir)
         config = {
             "listen": {"host": "127.0.0.1", "port": 0},
-            "vault": {
-                "url": self.vault.url,
-                "cache_ttl_s": 300,
-                "auth": {"method": "token", "token_file": str(token_file)},
-            },
+            "vault": {"url": self.vault.url, "cache_ttl_s": 300, "auth": auth},
             "policies": "policies",
             "venues": venues,
             **self.extra_config,

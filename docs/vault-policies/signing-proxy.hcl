@@ -14,3 +14,18 @@ path "transit/hmac/signing-proxy-*" {
 path "transit/sign/signing-proxy-*" {
   capabilities = ["update"]
 }
+
+# Its own token: look it up (a 403 elsewhere is only taken for an expired token when this
+# fails), renew it, and revoke the token a re-login replaces. Vault's `default` policy
+# grants these too; they are listed so a role with token_no_default_policy still works.
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+
+path "auth/token/revoke-self" {
+  capabilities = ["update"]
+}

@@ -16,8 +16,11 @@ Why aiohttp and not hvac here: hvac is synchronous (requests), so every call wou
 thread hop, and requests' pool keeps 10 connections, dropping the rest under concurrency.
 One ``aiohttp`` session with a bounded keep-alive pool keeps the event loop free and the
 connections warm (``benchmarks/transit.py`` measures the cost). The token is the hvac
-client's, kept fresh by the ``TokenKeeper`` that ``VaultStore`` already runs; a 403 makes
-one single-flight re-login and one retry (a MAC or signature has no side effect).
+client's, kept fresh by the ``TokenKeeper`` that ``VaultStore`` already runs. A 403 asks the
+keeper, single-flight, whether the token is still valid: if not, one re-login and one retry
+(a MAC or signature has no side effect); if it is, the policy refuses the key, and that
+refusal is remembered per path for ``denied_cache_s`` (``vault_denials``) and counted in
+``signing_proxy_vault_denied_total``, instead of logging in on every request.
 
 When Vault says the pinned version is gone (retired with ``keys retire --force`` while this
 replica still cached the old pin), ``on_version_gone`` drops the account's cached KV secret:
@@ -46,7 +49,9 @@ import hvac
 
 from proxy.credentials.base import Credentials
 from proxy.credentials.vault_auth import TokenKeeper
+from proxy.credentials.vault_denials import DenialCache, denial_detail
 from proxy.errors import CredentialsUnavailable
+from proxy.metrics import Metrics
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator
 
 log = logging.getLogger("signing_proxy.transit")
@@ -70,6 +75,10 @@ class TransitError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.version_gone = version_gone  # the pinned key version can no longer be used
+
+
+class TransitDenied(TransitError):
+    """Vault's policy refuses the Transit path to a valid token."""
 
 
 class TransitKeys(Protocol):
@@ -125,10 +134,15 @@ class VaultTransit:
         timeout_s: float = 5,
         max_connections: int = 32,
         on_version_gone: Callable[[str, str], None] | None = None,
+        metrics: Metrics | None = None,
+        denied_cache_s: float = 5.0,
     ) -> None:
-        self._base = url.rstrip("/") + "/v1/" + mount.strip("/")
+        self._mount = mount.strip("/")
+        self._base = url.rstrip("/") + "/v1/" + self._mount
         self._on_version_gone = on_version_gone  # (venue, account): drop the cached KV pin
         self._keeper = keeper
+        self._metrics = metrics or Metrics.disabled()
+        self._denied = DenialCache(keeper.clock, denied_cache_s)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -138,6 +152,11 @@ class VaultTransit:
         async def perform(op: KeyOp) -> bytes:
             try:
                 return await self.perform(key, version, op)
+            except TransitDenied as error:
+                self._metrics.vault_denied(venue, account, "transit")
+                raise CredentialsUnavailable(
+                    venue, account, f"Vault Transit key {key}: {error.detail}"
+                ) from None
             except TransitError as error:
                 if error.version_gone and self._on_version_gone is not None:
                     log.warning(
@@ -153,11 +172,24 @@ class VaultTransit:
 
     async def perform(self, key: str, version: int | None, op: KeyOp) -> bytes:
         endpoint, body = request_for(op, version)
+        vault_path = f"{self._mount}/{endpoint}/{key}/sha2-256"
+        denied = self._denied.get(vault_path)
+        if denied is not None:
+            raise TransitDenied(denied)
         path = f"{self._base}/{endpoint}/{key}/sha2-256"
         token = self._keeper.client.token
         status, payload = await self._post(path, body, token)
-        if status == 403 and await self._login_again(token):
-            status, payload = await self._post(path, body, self._keeper.client.token)
+        if status == 403:
+            verdict = await self._after_403(token, vault_path)
+            if verdict == "retry":
+                status, payload = await self._post(path, body, self._keeper.client.token)
+                verdict = "denied" if status == 403 else verdict
+            if verdict == "denied":
+                why = denial_detail(vault_path, "update", self._keeper.policies)
+                detail = f"{endpoint} answered 403: {why}"
+                self._denied.put(vault_path, detail)
+                log.error("vault refused a Transit key", extra={"path": vault_path})
+                raise TransitDenied(detail)
         if status != 200:
             excerpt = _excerpt(payload)
             gone = version is not None and status in (400, 500) and bool(_VERSION_GONE.search(excerpt))
@@ -182,16 +214,21 @@ class VaultTransit:
         except ValueError:
             return status, None
 
-    async def _login_again(self, refused_token: str | None) -> bool:
-        """Single flight: the first 403 logs in again; the others reuse the new token."""
+    async def _after_403(self, refused_token: str | None, vault_path: str) -> str:
+        """Single flight: "retry" (the token was replaced), "denied" (the token is valid: the
+        policy refuses ``vault_path``) or "error" (Vault could not be asked, or the invalid
+        token cannot be replaced now: the 403 stands, nothing is remembered)."""
         async with self._relogin:
             if self._keeper.client.token != refused_token:
-                return True
+                return "retry"  # a request before us logged in again
+            if self._denied.get(vault_path) is not None:
+                return "denied"  # a request before us found out
             try:
-                return await asyncio.to_thread(self._keeper.on_forbidden)
+                verdict = await asyncio.to_thread(self._keeper.on_forbidden, refused_token)
             except Exception as exc:  # login refused or Vault down: the 403 stands
                 log.error("vault login after a Transit 403 failed", extra={"error": type(exc).__name__})
-                return False
+                return "error"
+            return {"replaced": "retry", "denied": "denied", "invalid": "error"}[verdict]
 
     async def _start_session(self) -> aiohttp.ClientSession:
         if self._session is None:

@@ -7,7 +7,14 @@ misses for one account share one read (single flight).
 Cache policy: a secret younger than ``cache_ttl_s`` is served from memory; an older one
 is re-read, which picks up rotation without a restart. When Vault cannot be reached, a
 cached secret keeps serving until it is ``cache_ttl_s + stale_grace_s`` old; after that,
-or when the secret is missing, the request gets ``credentials_unavailable``. Messages
+or when the secret is missing, the request gets ``credentials_unavailable``.
+
+A 403 on a read is asked about once (``TokenKeeper.on_forbidden``): an invalid token is
+replaced and the read retried; a valid one means the Vault policy refuses the path. That
+refusal is remembered for ``denied_cache_s`` (``vault_denials``), answered as
+``credentials_unavailable`` naming the path and the token's policies, counted in
+``signing_proxy_vault_denied_total``, and never served from a stale cache: someone took the
+permission away on purpose. Messages
 name the venue/account and the missing field, never a value; hvac exceptions (which may
 quote responses) are not chained into what we raise.
 """
@@ -26,6 +33,7 @@ import hvac.exceptions
 from proxy.clock import Clock
 from proxy.credentials.base import Credentials
 from proxy.credentials.vault_auth import TokenKeeper, TokenLogin, VaultLogin
+from proxy.credentials.vault_denials import DenialCache, denial_detail
 from proxy.errors import CredentialsUnavailable
 from proxy.metrics import Metrics
 
@@ -42,6 +50,14 @@ class _Missing(Exception):
     """The secret does not exist (as opposed to Vault being unreachable)."""
 
 
+class _Denied(Exception):
+    """Vault refused the path to a valid token: the policy does not allow it."""
+
+
+class _TokenInvalid(Exception):
+    """Our token is invalid and cannot be replaced right now (see ``TokenKeeper``)."""
+
+
 class VaultStore:
     def __init__(
         self,
@@ -53,11 +69,16 @@ class VaultStore:
         stale_grace_s: float = 900,
         login: VaultLogin | None = None,
         metrics: Metrics | None = None,
+        denied_cache_s: float = 5.0,
+        relogin_interval_s: float = 5.0,
     ) -> None:
         self._client = client
         self._metrics = metrics or Metrics.disabled()
         self._clock = clock
-        self._keeper = TokenKeeper(client, login or TokenLogin(client.token), clock)
+        self._keeper = TokenKeeper(
+            client, login or TokenLogin(client.token), clock, relogin_interval_s=relogin_interval_s
+        )
+        self._denied = DenialCache(clock, denied_cache_s)
         self._renewer: asyncio.Task[None] | None = None
         self._mount = kv_mount
         self._prefix = kv_prefix.strip("/")
@@ -84,6 +105,10 @@ class VaultStore:
         if entry is not None and self._clock.monotonic() - entry.fetched_at < self._ttl:
             self._metrics.vault_lookup("hit")
             return entry.creds
+        denied = self._denied.get(self.path(venue, account))
+        if denied is not None:
+            self._metrics.vault_denied(venue, account, "kv")
+            raise CredentialsUnavailable(venue, account, denied)
         inflight = self._inflight.get(key)
         if inflight is not None:
             return await asyncio.shield(inflight)
@@ -107,7 +132,18 @@ class VaultStore:
             self._metrics.vault_lookup("missing")
             self._cache.pop((venue, account), None)
             raise CredentialsUnavailable(venue, account, "no secret at the configured Vault path") from None
-        except Exception as exc:  # unreachable, 5xx, permission, token expired
+        except _Denied:
+            path = f"{self._mount}/data/{self.path(venue, account)}"
+            detail = denial_detail(path, "read", self._keeper.policies)
+            self._denied.put(self.path(venue, account), detail)
+            self._cache.pop((venue, account), None)
+            self._metrics.vault_lookup("denied")
+            self._metrics.vault_denied(venue, account, "kv")
+            log.error("vault refused a read", extra={"venue": venue, "account": account, "path": path})
+            raise CredentialsUnavailable(venue, account, detail) from None
+        except _TokenInvalid:
+            return self._stale_or_fail(venue, account, entry, "token invalid, no re-login possible now")
+        except Exception as exc:  # unreachable, 5xx, login refused
             return self._stale_or_fail(venue, account, entry, type(exc).__name__)
         self._metrics.vault_lookup("read")
         creds = Credentials(fields, version)
@@ -131,14 +167,21 @@ class VaultStore:
 
     def _read(self, venue: str, account: str) -> tuple[dict[str, str], int]:
         self._keeper.ensure()
+        refused = self._client.token
         try:
             response = self._read_version(venue, account)
         except hvac.exceptions.Forbidden:
-            # Expired or revoked token: log in again (if the method can) and read once more.
-            # A read is idempotent, so this retry is safe, unlike a venue request.
-            if not self._keeper.on_forbidden():
-                raise
-            response = self._read_version(venue, account)
+            # An invalid token is replaced and the read tried once more (a read is idempotent,
+            # unlike a venue request); a valid one is refused by the policy.
+            verdict = self._keeper.on_forbidden(refused)
+            if verdict == "denied":
+                raise _Denied() from None
+            if verdict == "invalid":  # like Vault unreachable: a cached secret may still serve
+                raise _TokenInvalid() from None
+            try:
+                response = self._read_version(venue, account)
+            except hvac.exceptions.Forbidden:
+                raise _Denied() from None
         data = response["data"]
         fields = {str(k): str(v) for k, v in (data.get("data") or {}).items() if v is not None}
         return fields, int(data.get("metadata", {}).get("version", 0))

@@ -107,6 +107,15 @@ def _ignore_events(venue: str, event: str, result: str) -> None:
     return None
 
 
+# (venue, lock, outcome, seconds): how long a request waited for a session lock
+# ("local": this process's renewal in progress, "shared": another replica's).
+LockWaits = Callable[[str, str, str, float], None]
+
+
+def _ignore_waits(venue: str, lock: str, outcome: str, seconds: float) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class SignContext:
     """Everything a signer may read besides the request and credentials."""
@@ -138,6 +147,7 @@ class Signer:
             options = self.Options.model_validate(dict(options or {}))
         self.options = options
         self.events: SessionEvents = _ignore_events  # create_app points it at the metrics
+        self.lock_waits: LockWaits = _ignore_waits  # likewise (schemes with venue sessions)
 
     # KV fields holding key material: in Transit mode they live in Transit, never in KV.
     key_fields: ClassVar[tuple[str, ...]] = ()

@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
@@ -80,6 +80,9 @@ class EvedexOptions(SchemeOptions):
     siwe_uri: str = "https://evedex.com"
     siwe_statement: str = "Sign in to evedex.com"
     refresh_leeway_s: int = Field(30, ge=0)
+    # A request waits at most this long for the account's renewal already running in this
+    # replica, then gets credentials_unavailable (the queue behind a stuck login is bounded).
+    session_wait_s: float = Field(20, gt=0, le=600)
 
     @field_validator("auth_upstream")
     @classmethod
@@ -278,7 +281,7 @@ class EvedexSigner(Signer):
         access = self._fresh(session.tokens_for(wallet), ctx)
         if access is not None:
             return access
-        async with session.lock:  # single flight in this process...
+        async with self._waiting(session, ctx):  # single flight in this process...
             tokens = await self._latest(session, wallet, ctx)  # another request may have renewed
             access = self._fresh(tokens, ctx)
             if access is not None:
@@ -289,6 +292,24 @@ class EvedexSigner(Signer):
                 if access is None:
                     access = (await self._renew(session, tokens, wallet, ctx, send)).access
             return access
+
+    @asynccontextmanager
+    async def _waiting(self, session: _Session, ctx: SignContext) -> AsyncIterator[None]:
+        """``session.lock``, waited for at most ``session_wait_s`` (observed in the metrics)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(self.opts.session_wait_s):
+                await session.lock.acquire()
+        except TimeoutError:
+            self.lock_waits(ctx.venue, "local", "gave_up", loop.time() - started)
+            detail = f"evedex session renewal in progress; gave up after {self.opts.session_wait_s:g}s"
+            raise CredentialsUnavailable(ctx.venue, ctx.account, detail) from None
+        self.lock_waits(ctx.venue, "local", "acquired", loop.time() - started)
+        try:
+            yield
+        finally:
+            session.lock.release()
 
     def _fresh(self, tokens: siwe.Tokens | None, ctx: SignContext) -> str | None:
         """The access token if it is not due for renewal."""
@@ -307,7 +328,7 @@ class EvedexSigner(Signer):
         self, session: _Session, rejected: str, wallet: Wallet, ctx: SignContext, send: Send
     ) -> str:
         """Renew once per rejected token: every request that saw it reuses the one renewal."""
-        async with session.lock:
+        async with self._waiting(session, ctx):
             tokens = await self._latest(session, wallet, ctx)
             if tokens is not None and tokens.access != rejected:
                 return tokens.access

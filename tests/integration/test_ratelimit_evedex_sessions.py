@@ -15,10 +15,13 @@ import httpx
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from proxy.clock import FakeClock
 from proxy.credentials.base import Credentials
 from proxy.credentials.memory import MemoryStore
+from proxy.errors import CredentialsUnavailable
+from proxy.metrics import Metrics
 from proxy.ratelimit_redis import make_client
 from proxy.signers.base import OutgoingRequest, SignContext, UpstreamReply
 from proxy.signers.evedex import EvedexSigner
@@ -174,3 +177,131 @@ async def test_without_the_vault_key_each_replica_keeps_its_own_session(
     assert sim.logins == 2
     assert await redis_client.keys("{t}:evedex:*") == []
     assert any("no session_encryption_key in Vault" in record.getMessage() for record in caplog.records)
+
+
+# --- liveness and replay (issue 19, item 5) ----------------------------------------------
+
+LOCK_KEY = "{t}:evedex:lock:evedex/main"
+SESSION_KEY_NAME = "{t}:evedex:session:evedex/main"
+
+
+def waits(metrics: Metrics, lock: str, outcome: str) -> float:
+    labels = {"venue": "evedex", "lock": lock, "outcome": outcome}
+    return metrics.registry.get_sample_value("signing_proxy_session_lock_wait_seconds_count", labels) or 0.0
+
+
+def live_replica(
+    client: aioredis.Redis,
+    clock: FakeClock,
+    secrets: MemoryStore,
+    metrics: Metrics,
+    *,
+    lease_s: float = 0.3,
+    wait_s: float = 30,
+    session_wait_s: float = 60,
+) -> EvedexSigner:
+    from proxy.sessions_redis import RedisSessions
+
+    signer = EvedexSigner({"auth_upstream": AUTH, "session_wait_s": session_wait_s})
+    signer.lock_waits = metrics.session_lock_wait
+    signer.sessions = RedisSessions(
+        client,
+        secrets,
+        clock,
+        key_prefix="t",
+        lease_s=lease_s,
+        wait_s=wait_s,
+        poll_s=0.01,
+        observe=metrics.session_lock_wait,
+    )
+    return signer
+
+
+@pytest.mark.parametrize("left_ttl_ms", [60_000, None], ids=["long-lease", "no-ttl"])
+async def test_a_lock_left_by_a_dead_replica_is_taken_over_within_the_lease(
+    redis_client: aioredis.Redis,
+    clock: FakeClock,
+    sim: EvedexSim,
+    send: SimSend,
+    caplog: pytest.LogCaptureFixture,
+    left_ttl_ms: int | None,
+) -> None:
+    """A replica died holding the lock (with a minute-long lease, or none at all): the
+    others cut it to their own lease, take it over and still log in once, together."""
+    await redis_client.set(LOCK_KEY, "dead-replica", px=left_ttl_ms)
+    secrets = MemoryStore({("_proxy", "session"): SESSION_KEY})
+    metrics = Metrics(CollectorRegistry())
+    b, c = (live_replica(redis_client, clock, secrets, metrics) for _ in range(2))
+    with caplog.at_level(logging.WARNING, logger="signing_proxy.sessions"):
+        replies = await asyncio.gather(*(s.flow(ME, CREDS, ctx(clock), send) for s in (b, c, b, c)))
+    assert [reply.status for reply in replies] == [200] * 4
+    assert sim.logins == 1  # the lock was taken over, not ignored: one login for both
+    assert not any("still held" in record.getMessage() for record in caplog.records)
+    assert await redis_client.exists(LOCK_KEY) == 0  # released by the replica that took it
+    assert waits(metrics, "shared", "acquired") >= 1 and waits(metrics, "shared", "gave_up") == 0
+
+
+async def test_a_live_holder_keeps_its_lease_and_waiters_give_up_after_the_bounded_wait(
+    redis_client: aioredis.Redis, clock: FakeClock, sim: EvedexSim, send: SimSend
+) -> None:
+    secrets = MemoryStore({("_proxy", "session"): SESSION_KEY})
+    metrics = Metrics(CollectorRegistry())
+    a = live_replica(redis_client, clock, secrets, metrics, lease_s=0.3)
+    b = live_replica(redis_client, clock, secrets, metrics, lease_s=0.3, wait_s=0.5)
+    send.slow["/auth/user/sign-up"] = 2.0  # a's login outlives b's patience (and many leases)
+
+    async def later() -> UpstreamReply:
+        await asyncio.sleep(0.2)  # a holds the lock and is inside its login
+        return await b.flow(ME, CREDS, ctx(clock), send)
+
+    first, second = await asyncio.gather(
+        a.flow(ME, CREDS, ctx(clock), send), later(), return_exceptions=True
+    )
+    assert isinstance(first, UpstreamReply) and first.status == 200
+    assert isinstance(second, CredentialsUnavailable)
+    assert "another replica" in second.message and "evedex/main" in second.message
+    assert sim.logins == 1  # b did not start a second login behind a's back
+    assert waits(metrics, "shared", "gave_up") == 1
+
+
+async def test_requests_in_one_replica_queue_behind_a_renewal_for_a_bounded_time(
+    redis_client: aioredis.Redis, clock: FakeClock, sim: EvedexSim, send: SimSend
+) -> None:
+    secrets = MemoryStore({("_proxy", "session"): SESSION_KEY})
+    metrics = Metrics(CollectorRegistry())
+    a = live_replica(redis_client, clock, secrets, metrics, session_wait_s=0.3)
+    send.slow["/auth/user/sign-up"] = 1.5
+    flows = (a.flow(ME, CREDS, ctx(clock), send) for _ in range(4))
+    results = await asyncio.gather(*flows, return_exceptions=True)
+    assert isinstance(results[0], UpstreamReply) and results[0].status == 200
+    assert all(isinstance(r, CredentialsUnavailable) and "in progress" in r.message for r in results[1:])
+    assert sim.logins == 1
+    assert waits(metrics, "local", "gave_up") == 3 and waits(metrics, "local", "acquired") == 1
+
+
+async def test_an_older_session_blob_written_back_is_rejected(
+    redis_client: aioredis.Redis,
+    clock: FakeClock,
+    sim: EvedexSim,
+    send: SimSend,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secrets = MemoryStore({("_proxy", "session"): SESSION_KEY})
+    a, b = replica(redis_client, clock, secrets), replica(redis_client, clock, secrets)
+    assert (await a.flow(ME, CREDS, ctx(clock), send)).status == 200
+    old_blob = await redis_client.get(SESSION_KEY_NAME)
+    assert (await b.flow(ME, CREDS, ctx(clock), send)).status == 200  # b reads a's session
+    clock.advance(ACCESS_TTL_S)
+    assert (await a.flow(ME, CREDS, ctx(clock), send)).status == 200  # a refreshes: a newer blob
+    assert (sim.logins, sim.refreshes) == (1, 1)
+    current = a._sessions[("evedex", "main")].tokens
+    assert (await b.sessions.load("evedex", "main")) == (ADDRESS, current)  # b has seen the newer one
+    await redis_client.set(SESSION_KEY_NAME, old_blob)  # replayed by someone with Redis access
+    with caplog.at_level(logging.WARNING, logger="signing_proxy.sessions"):
+        for signer in (a, b):
+            assert await signer.sessions.load("evedex", "main") is None
+    assert any("older" in record.getMessage() for record in caplog.records)
+    # A blob whose version header was raised to look newer does not decrypt.
+    forged = old_blob[:12] + (2**40).to_bytes(8, "big") + old_blob[20:]
+    await redis_client.set(SESSION_KEY_NAME, forged)
+    assert await b.sessions.load("evedex", "main") is None

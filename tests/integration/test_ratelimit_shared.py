@@ -242,7 +242,12 @@ async def test_redis_killed_mid_test_fails_closed_or_falls_back_as_configured(
         before = _sent(stack, "coinex", path)
         with caplog.at_level(logging.ERROR, logger="signing_proxy.ratelimit"):
             refused = await http.get(closed.at("coinex", "a6", path), headers=HEADERS)
-            _refused(refused, "rate-limit backend (redis) unreachable: failing closed")
+            # Not 429: the client is not over a limit; the backend could not decide.
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["x-signing-proxy-error"] == "rate_limit_unavailable"
+            assert "rate-limit backend redis unavailable" in refused.json()["error"]["message"]
+            assert "unreachable: failing closed" in refused.json()["error"]["message"]
+            assert int(refused.headers["retry-after"]) >= 1
             # Local fallback: each replica alone enforces the same limits (3 per 60 s here).
             statuses = [
                 (await http.get(local.at("coinex", "a6", path), headers=HEADERS)).status_code
