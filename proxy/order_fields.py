@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from proxy.config_errors import ConfigError, from_validation_error
 from proxy.policy import compile_glob
 from proxy.policy_fields import Endpoint, OrderFields
+from proxy.shipped import ORDER_FIELDS
 
-ORDER_FIELDS = Path(__file__).with_name("order_fields.yaml")
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
