@@ -33,6 +33,7 @@ from proxy.policy import PolicySet
 from proxy.policy_loader import load_policies
 from proxy.ratelimit import LimiterCollector, build_limiter
 from proxy.ratelimit_gate import RateGate, build_rate_limits
+from proxy.readiness import Health
 from proxy.settings import Settings, validate_scheme_options
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.base import SessionEvents
@@ -158,14 +159,18 @@ def create_app(
         pipeline, ws, AiohttpConnector(up.connect_timeout_s, up.timeout_s, ws.max_frame_bytes), up.timeout_s
     )
 
+    health = Health(pipeline, metrics, strict=settings.readiness == "strict")
+
     async def startup() -> None:
         await forwarder.start()
         await store.start()
         if transit is not None:
             await transit.start()
         await streams.start()
+        health.start()  # its first pass is the credential warm-up (readiness waits for it)
 
     async def shutdown() -> None:
+        await health.close()
         await streams.close()
         await forwarder.close()
         if transit is not None:
@@ -176,7 +181,13 @@ def create_app(
         await store.close()
 
     return ProxyApp(
-        pipeline, up.max_body_bytes, startup=startup, shutdown=shutdown, metrics=metrics, streams=streams
+        pipeline,
+        up.max_body_bytes,
+        startup=startup,
+        shutdown=shutdown,
+        metrics=metrics,
+        streams=streams,
+        health=health,
     )
 
 

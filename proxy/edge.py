@@ -24,6 +24,7 @@ from proxy.errors import BadRequest, BodyTooLarge, InternalError, ProxyError, re
 from proxy.hygiene import response_headers
 from proxy.metrics import Metrics
 from proxy.pipeline import Audit, Incoming, Pipeline
+from proxy.readiness import Health
 from proxy.server import REFUSED
 from proxy.ws.gateway import StreamGateway
 
@@ -46,8 +47,10 @@ class ProxyApp:
         shutdown: Callable[[], Awaitable[None]] | None = None,
         metrics: Metrics | None = None,
         streams: StreamGateway | None = None,
+        health: Health | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.health = health  # readiness and degradation (proxy.readiness), for the admin listener
         self.streams = streams  # WebSocket streams (proxy.ws); None: every upgrade is refused
         self.metrics = metrics or Metrics.disabled()
         self.max_body_bytes = max_body_bytes

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Proxy-added latency targets are sub-millisecond: resolve down to 100 us.
@@ -92,6 +92,21 @@ class Metrics:
             registry=r,
         )
 
+        # Degradation, set by proxy.readiness on every health pass (readiness never hides it).
+        self.ready = Gauge("signing_proxy_ready", "1 when /readyz answers 200.", registry=r)
+        self.dependency_up = Gauge(
+            "signing_proxy_dependency_up",
+            "Shared dependencies (vault, redis): 1 reachable and authenticated, 0 not.",
+            ["dependency"],
+            registry=r,
+        )
+        self.account_ok = Gauge(
+            "signing_proxy_account_credentials_ok",
+            "1 when the account's secret is readable (fresh or cached) and complete.",
+            ["venue", "account"],
+            registry=r,
+        )
+
     def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
         # prometheus_client's labels() takes a lock and validates on every call; the label
         # values are bounded (see the module docstring), so the children are kept here.
@@ -129,6 +144,14 @@ class Metrics:
     def vault_lookup(self, result: str) -> None:
         self._child(self.vault, result).inc()
 
+    def health(self, ready: bool, dependencies: dict[str, str], accounts: dict[str, str]) -> None:
+        self.ready.set(1 if ready else 0)
+        for name, state in dependencies.items():
+            self.dependency_up.labels(name).set(1 if state == "ok" else 0)
+        for key, state in accounts.items():
+            venue, _, account = key.partition("/")
+            self.account_ok.labels(venue, account).set(1 if state == "ok" else 0)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -150,3 +173,4 @@ class _Disabled(Metrics):
     def limited(self, limit: str) -> None: ...
     def session(self, venue: str, event: str, result: str) -> None: ...
     def vault_lookup(self, result: str) -> None: ...
+    def health(self, ready: bool, dependencies: dict[str, str], accounts: dict[str, str]) -> None: ...

@@ -47,7 +47,9 @@ async def serve(settings: Settings, app: ProxyApp) -> None:
     watcher = (
         asyncio.create_task(reloader.watch(settings.watch_interval_s)) if settings.watch_interval_s else None
     )
-    admin_app = create_admin_app(app.pipeline, app.metrics)
+    if app.health is not None:
+        app.health.listening = lambda: main.started  # ready only once the data plane listens
+    admin_app = create_admin_app(app.pipeline, app.metrics, app.health)
     admin = QuietServer(  # the data-plane server owns the signal handlers
         uvicorn.Config(
             admin_app, host=settings.admin.host, port=settings.admin.port, log_config=None, access_log=False

@@ -212,6 +212,10 @@ class Settings(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     watch_interval_s: float = Field(default=2.0, ge=0)  # poll config+policies for changes; 0: SIGHUP only
     drain_timeout_s: int = Field(default=10, ge=1)  # on SIGTERM, finish in-flight requests this long
+    # /readyz: "local" (default) = config and policies loaded, listener up, first credential
+    # warm-up attempted; Vault, Redis and per-account secrets are reported, never fatal.
+    # "strict": also 503 while a dependency is down or any account's secret is unusable.
+    readiness: Literal["local", "strict"] = "local"
     venues: dict[str, VenueSettings] = Field(min_length=1)
     source: str = "<settings>"
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import hvac
 import hvac.exceptions
+import requests
 
 from proxy.clock import Clock
 from proxy.credentials.base import Credentials
@@ -148,12 +149,27 @@ class VaultStore:
             raise _Missing() from None
 
     async def ping(self) -> bool:
-        """Vault reachable and our token valid (readiness)."""
+        """Vault reachable and our token valid."""
+        return await self.health() == "ok"
+
+    async def health(self) -> str:
+        """``ok``, or what is wrong with Vault for us: unreachable, sealed, authentication.
+
+        Readiness reports it (``proxy.readiness``); only exception *type names* are kept,
+        since hvac's messages may quote Vault's responses.
+        """
         try:
             await asyncio.to_thread(self._keeper.ensure)
-            return bool(await asyncio.to_thread(self._client.is_authenticated))
-        except Exception:  # unreachable, login refused, sealed: not ready, whatever the cause
-            return False
+            authenticated = await asyncio.to_thread(self._client.is_authenticated)
+        except (requests.ConnectionError, requests.Timeout):
+            return "unreachable"
+        except hvac.exceptions.VaultDown:
+            return "sealed"
+        except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized, hvac.exceptions.InvalidRequest):
+            return "authentication failed"
+        except Exception as exc:  # whatever else: not ok, and say which kind of failure
+            return f"error ({type(exc).__name__})"
+        return "ok" if authenticated else "authentication failed"
 
     async def start(self) -> None:
         """Log in now (fail fast on bad auth config) and keep the token fresh in the background."""
