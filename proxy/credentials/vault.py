@@ -26,7 +26,7 @@ import requests
 
 from proxy.clock import Clock
 from proxy.credentials.base import Credentials
-from proxy.credentials.vault_auth import TokenKeeper, TokenLogin, VaultLogin
+from proxy.credentials.vault_auth import TokenKeeper, TokenLogin, VaultLogin, VaultLoginError
 from proxy.errors import CredentialsUnavailable
 from proxy.metrics import Metrics
 
@@ -104,7 +104,9 @@ class VaultStore:
             self._metrics.vault_lookup("missing")
             self._cache.pop((venue, account), None)
             raise CredentialsUnavailable(venue, account, "no secret at the configured Vault path") from None
-        except Exception as exc:  # unreachable, 5xx, permission, token expired
+        except hvac.exceptions.Forbidden:  # reachable, but the token may not read this path
+            return self._stale_or_fail(venue, account, entry, "Forbidden", "Vault denied the read")
+        except Exception as exc:  # unreachable, 5xx, token expired
             return self._stale_or_fail(venue, account, entry, type(exc).__name__)
         self._metrics.vault_lookup("read")
         creds = Credentials(fields, version)
@@ -113,7 +115,9 @@ class VaultStore:
         self._cache[(venue, account)] = _Entry(creds, self._clock.monotonic())
         return creds
 
-    def _stale_or_fail(self, venue: str, account: str, entry: _Entry | None, why: str) -> Credentials:
+    def _stale_or_fail(
+        self, venue: str, account: str, entry: _Entry | None, why: str, what: str = "Vault unreachable"
+    ) -> Credentials:
         age = None if entry is None else self._clock.monotonic() - entry.fetched_at
         if entry is not None and age is not None and age < self._ttl + self._grace:
             self._metrics.vault_lookup("stale")
@@ -124,7 +128,7 @@ class VaultStore:
             return entry.creds
         self._metrics.vault_lookup("error")
         log.error("vault unreachable", extra={"venue": venue, "account": account, "error": why})
-        raise CredentialsUnavailable(venue, account, f"Vault unreachable ({why}) and no cached secret")
+        raise CredentialsUnavailable(venue, account, f"{what} ({why}) and no cached secret")
 
     def _read(self, venue: str, account: str) -> tuple[dict[str, str], int]:
         self._keeper.ensure()
@@ -165,6 +169,8 @@ class VaultStore:
             return "unreachable"
         except hvac.exceptions.VaultDown:
             return "sealed"
+        except VaultLoginError:  # no token, or its file unreadable
+            return "authentication failed"
         except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized, hvac.exceptions.InvalidRequest):
             return "authentication failed"
         except Exception as exc:  # whatever else: not ok, and say which kind of failure
