@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import subprocess
 import sys
 
@@ -10,6 +12,7 @@ import httpx
 import pytest
 
 from proxy.cli import main
+from proxy.devvault import free_port
 from proxy.serve_process import ServeProcess
 from proxy.stack import LocalStack
 
@@ -82,3 +85,22 @@ def test_serve_refuses_bad_config(tmp_path, bad: str) -> None:
     )
     assert result.returncode == 2
     assert str(path) in result.stderr.decode()
+
+
+def test_serve_says_where_it_listens(stack: LocalStack) -> None:
+    port, admin = free_port(), free_port()
+    env = {**os.environ, "SIGNING_PROXY_LISTEN__PORT": str(port), "SIGNING_PROXY_ADMIN__PORT": str(admin)}
+    command = [sys.executable, "-m", "proxy", "serve", "--config", str(stack.dir / "proxy.yaml")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        # A bound so that a missing line fails the test instead of hanging it.
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        line = process.stdout.readline().strip() if ready else "(nothing printed)"
+        assert line == f"signing-proxy: listening on http://127.0.0.1:{port} (admin http://127.0.0.1:{admin})"
+        assert httpx.get(f"http://127.0.0.1:{admin}/healthz", timeout=5).status_code == 200
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+        assert process.stdout is not None
+        process.stdout.close()
