@@ -31,8 +31,8 @@ OVERLAYS: dict[str, dict[str, Any]] = {
             "vault": {
                 "auth": {
                     "method": "approle",
-                    "role_id_path": "/var/run/secrets/vault/role-id",
-                    "secret_id_path": "/var/run/secrets/vault/secret-id",
+                    "role_id": "signing-proxy",
+                    "secret_id_file": "/var/run/secrets/vault/secret-id",
                 }
             },
             "rate_limits": {"backend": "redis", "url": "redis://redis.trading.svc:6379/0"},
