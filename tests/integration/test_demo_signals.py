@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,11 +132,15 @@ def test_demo_cleans_up_on_signal_during_the_tour(tmp_path: Path, signum: int) -
 
 
 def test_bao_dies_with_a_killed_demo(tmp_path: Path) -> None:
-    demo, _ = _start(tmp_path, "--keep-running")
+    demo, seen = _start(tmp_path, "--keep-running")
+    stack_dir = Path(seen["stack files"].split()[0])
     bao = _bao_of(demo)
     demo.kill()  # no chance to clean up: the kernel's parent-death signal stops bao
     _end(demo)
     assert _wait_gone(bao)
+    # What SIGKILL cannot clean: the 0700 directory, whose token now opens nothing.
+    assert (stack_dir / "vault-token").exists()
+    shutil.rmtree(stack_dir)
 
 
 def test_no_token_on_the_dev_server_command_line() -> None:
