@@ -29,10 +29,7 @@ FROM ${PYTHON_BASE}
 RUN groupadd --system --gid 10001 proxy \
  && useradd --system --uid 10001 --gid proxy --no-create-home --shell /usr/sbin/nologin proxy
 COPY --from=build /opt/venv /opt/venv
-# Venue rate-limit profiles live outside the policy mount (a ConfigMap hides its directory).
-COPY policies/ratelimits /opt/signing-proxy/ratelimits
 ENV PATH=/opt/venv/bin:$PATH \
-    SIGNING_PROXY_RATE_LIMITS__PROFILES_DIR=/opt/signing-proxy/ratelimits \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SIGNING_PROXY_CONFIG=/etc/signing-proxy/proxy.yaml

@@ -33,6 +33,7 @@ from proxy.policy import PolicySet
 from proxy.policy_loader import load_policies
 from proxy.ratelimit import LimiterCollector, build_limiter
 from proxy.ratelimit_gate import RateGate, build_rate_limits
+from proxy.readiness import Health
 from proxy.settings import Settings, validate_scheme_options
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.base import LockWaits, SessionEvents
@@ -187,14 +188,20 @@ def create_app(
         pipeline, ws, AiohttpConnector(up.connect_timeout_s, up.timeout_s, ws.max_frame_bytes), up.timeout_s
     )
 
+    health = Health(
+        pipeline, metrics, strict=settings.readiness == "strict", interval_s=settings.health_interval_s
+    )
+
     async def startup() -> None:
         await forwarder.start()
         await store.start()
         if transit is not None:
             await transit.start()
         await streams.start()
+        health.start()  # its first pass is the credential warm-up (readiness waits for it)
 
     async def shutdown() -> None:
+        await health.close()
         await streams.close()
         await forwarder.close()
         if transit is not None:
@@ -212,6 +219,7 @@ def create_app(
         metrics=metrics,
         streams=streams,
         envelopes=ENVELOPES if settings.errors.venue_envelope else None,
+        health=health,
     )
 
 
@@ -246,6 +254,7 @@ def _share_sessions(
     from proxy.ratelimit_redis import make_client  # redis is imported only when configured
     from proxy.sessions_redis import share_sessions
 
+    assert config.key_prefix is not None  # load_settings fills the default (default_key_prefix)
     url, timeout_s = config.url, config.timeout_s
     signers = (venue.signer for venue in venues.values())
     return share_sessions(

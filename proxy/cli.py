@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from proxy.cli_errors import CliFailure
 from proxy.config_errors import ConfigError
 from proxy.errors import CredentialsUnavailable, SigningFailed
 
@@ -30,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as error:
         print(f"signing-proxy: configuration error: {error}", file=sys.stderr)
+        return 2
+    except CliFailure as error:  # one line: what failed (unreachable, authentication, permission)
+        print(f"signing-proxy: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -85,7 +89,10 @@ def _policy_parsers(policy: argparse.ArgumentParser) -> None:
     explain.add_argument("--path", required=True, help="upstream path, may carry ?query")
     explain.add_argument("--body", default="", help="request body, e.g. a JSON object")
     explain.add_argument(
-        "--header", action="append", default=[], metavar="NAME:VALUE",
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
         help="a request header, e.g. 'Content-Type: text/plain' (default Content-Type: application/json)",
     )
     explain.set_defaults(func=_policy_explain)
@@ -140,6 +147,9 @@ async def _check_vault(settings: Settings, venues: dict[str, Venue]) -> int:
     store = build_store(settings, SystemClock())
     failures = 0
     try:
+        state = await store.health()  # unreachable / authentication failed: one line, exit 2
+        if state != "ok":
+            raise CliFailure(f"Vault {state} at {settings.vault.url}")
         for name, venue in venues.items():
             for account in sorted(venue.accounts):
                 try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from proxy import logs
 from proxy.ccxt_snippet import ccxt_snippet
 from proxy.demo_streams import stream_rows
 from proxy.demo_transit import transit_rows
@@ -185,6 +187,9 @@ def _print_table(rows: list[tuple[str, str, bool, str, int]], out: Any) -> None:
     print(f"\n{passed}/{len(rows)} steps OK", file=out)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 async def _demo(keep_running: bool, transit: str | None = None) -> int:
     if transit is not None and transit not in TRANSIT_VENUES:
         why = "EVEDEX signs with secp256k1, which Vault Transit does not offer"
@@ -192,27 +197,70 @@ async def _demo(keep_running: bool, transit: str | None = None) -> int:
             f"signing-proxy demo: --transit takes one of {', '.join(TRANSIT_VENUES)} ({why})", file=sys.stderr
         )
         return 2
+    # SIGTERM, SIGINT and SIGHUP cancel the demo, so that LocalStack.stop runs: bao stops
+    # and the directory with the root-token file is removed (bao also dies with us on
+    # SIGKILL: proxy.devvault.die_with_parent). Installed before anything is started.
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not received:  # a second signal must not interrupt the cleanup itself
+            received.append(signum)
+            main.cancel()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await _run(keep_running, transit)
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        return 0 if keep_running else 128 + received[0]  # --keep-running: a signal is the way out
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+async def _run(keep_running: bool, transit: str | None) -> int:
     print("starting OpenBao dev server, simulated venues and the proxy …", flush=True)
     if transit:
         print(f"{transit}: its key is imported into Vault Transit and signs there", flush=True)
-    async with LocalStack(transit=(transit,) if transit else ()) as stack:
-        print(f"proxy on {stack.proxy_url}; Vault (OpenBao dev) on {stack.vault.url}", flush=True)
-        ok = await tour(stack)
-        if keep_running:
-            _print_keep_running(stack)
-            await asyncio.Event().wait()
+    stack = LocalStack(transit=(transit,) if transit else ())
+    print(f"stack files: {stack.dir} (removed when the demo stops)", flush=True)
+    log = open(stack.dir / "proxy.log", "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        logs.configure("INFO", log)
+        async with stack:
+            print(f"proxy on {stack.proxy_url}; Vault (OpenBao dev) on {stack.vault.url}", flush=True)
+            ok = await tour(stack)
+            if keep_running:
+                _print_keep_running(stack)
+                await asyncio.Event().wait()
+    finally:
+        log.close()
     return 0 if ok else 1
 
 
 def _print_keep_running(stack: LocalStack) -> None:
     token = stack.clients["trader"].token
-    print("\nThe stack stays up (Ctrl-C to stop).")
-    print(f"  proxy:        {stack.proxy_url}")
-    print(f"  client token: {token}")
-    print(f"  config:       {stack.dir / 'proxy.yaml'}")
+    print("\nThe stack stays up (Ctrl-C or SIGTERM stops it and removes its files).")
+    print(f"  proxy:               {stack.proxy_url}")
+    print(f"  admin:               {stack.admin_url}  (/readyz, /metrics)")
+    print(f"  client token:        {token}")
+    print(f"  config:              {stack.dir / 'proxy.yaml'}")
+    print(f"  Vault (OpenBao dev): {stack.vault.url}")
+    print(f"  Vault token file:    {stack.token_file}")
+    print(f"  logs:                {stack.dir / 'proxy.log'} (proxy, JSON), {stack.vault.log_path} (OpenBao)")
+    print(f"  stack files:         {stack.dir}")
     print(
-        f"  try:          curl -s -H 'Proxy-Authorization: Bearer {token}' "
-        f"{stack.url('coinex', '/v2/assets/spot/balance')}",
+        f"  try:                 curl -s -H 'Proxy-Authorization: Bearer {token}' "
+        f"{stack.url('coinex', '/v2/assets/spot/balance')}"
+    )
+    print(
+        f"                       VAULT_ADDR={stack.vault.url} VAULT_TOKEN=$(cat {stack.token_file}) "
+        "bao kv get secret/signing-proxy/coinex/main",
         flush=True,
     )
     snippet = ccxt_snippet(stack.proxy_url, "coinex", stack.account, token)

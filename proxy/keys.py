@@ -208,9 +208,12 @@ def _report(run: Callable[[], list[str]]) -> int:
 
 
 def _guard(run: Callable[[], list[str]], fail: bool = False) -> list[str]:
-    """Run a command; KeysError, bad input and Vault refusals end it with a message, exit 1."""
+    """Run a command; KeysError, bad input and Vault refusals end it with one line, exit 2
+    (``fail``), or become the account's problem in a ``keys check`` report."""
     import hvac.exceptions
+    import requests
 
+    from proxy.cli_errors import CliFailure
     from proxy.credentials.transit_admin import vault_reason
     from proxy.keys_ops import KeysError
 
@@ -218,12 +221,15 @@ def _guard(run: Callable[[], list[str]], fail: bool = False) -> list[str]:
         return run()
     except (KeysError, InputError) as error:
         problem = str(error)
+    except hvac.exceptions.Forbidden as error:
+        problem = f"Vault permission denied: {vault_reason(error)}"
     except hvac.exceptions.VaultError as error:
         problem = f"Vault refused: {vault_reason(error)}"
+    except requests.RequestException as error:  # Vault went away mid-command
+        raise CliFailure(f"Vault unreachable ({type(error).__name__})") from None
     if not fail:
         return [problem]
-    print(f"signing-proxy keys: {problem}", file=sys.stderr)
-    raise SystemExit(1)
+    raise CliFailure(problem)
 
 
 # --- wiring ---------------------------------------------------------------------------------
@@ -260,6 +266,7 @@ def _accounts(settings: Settings) -> dict[tuple[str, str], Account]:
 
 def _vault(settings: Settings) -> KeyVault:
     from proxy.app import build_login
+    from proxy.cli_errors import login_failure, verify_token
     from proxy.config_errors import ConfigError
     from proxy.credentials.vault import make_client
     from proxy.keys_ops import KeyVault
@@ -272,5 +279,12 @@ def _vault(settings: Settings) -> KeyVault:
     if token:
         client.token = token
     else:
-        build_login(settings).login(client)
+        try:
+            build_login(settings).login(client)
+        except Exception as exc:
+            failure = login_failure(exc, vault.url, vault.auth.method)
+            if failure is None:
+                raise
+            raise failure from None
+    verify_token(client, vault.url)  # authentication, told apart from a later permission refusal
     return KeyVault(client, vault.kv_mount, vault.kv_prefix, vault.transit_mount)

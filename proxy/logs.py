@@ -38,7 +38,7 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str = "INFO", stream: Any = None) -> None:
     # The logging HOWTO's "optimization" switches: our lines carry no caller, thread or
     # process fields, so don't pay for collecting them on every record.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None  # type: ignore[attr-defined,unused-ignore]
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Proxy-added latency targets are sub-millisecond: resolve down to 100 us.
@@ -128,6 +128,21 @@ class Metrics:
             registry=r,
         )
 
+        # Degradation, set by proxy.readiness on every health pass (readiness never hides it).
+        self.ready = Gauge("signing_proxy_ready", "1 when /readyz answers 200.", registry=r)
+        self.dependency_up = Gauge(
+            "signing_proxy_dependency_up",
+            "Shared dependencies (vault, redis): 1 reachable and authenticated, 0 not.",
+            ["dependency"],
+            registry=r,
+        )
+        self.account_ok = Gauge(
+            "signing_proxy_account_credentials_ok",
+            "1 when the account's secret is readable (fresh or cached) and complete.",
+            ["venue", "account"],
+            registry=r,
+        )
+
     def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
         # prometheus_client's labels() takes a lock and validates on every call; the label
         # values are bounded (see the module docstring), so the children are kept here.
@@ -186,6 +201,14 @@ class Metrics:
     def session_lock_wait(self, venue: str, lock: str, outcome: str, seconds: float) -> None:
         self._child(self.session_lock_waits, venue, lock, outcome).observe(max(seconds, 0.0))
 
+    def health(self, ready: bool, dependencies: dict[str, str], accounts: dict[str, str]) -> None:
+        self.ready.set(1 if ready else 0)
+        for name, state in dependencies.items():
+            self.dependency_up.labels(name).set(1 if state == "ok" else 0)
+        for key, state in accounts.items():
+            venue, _, account = key.partition("/")
+            self.account_ok.labels(venue, account).set(1 if state == "ok" else 0)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -210,3 +233,4 @@ class _Disabled(Metrics):
     def vault_lookup(self, result: str) -> None: ...
     def vault_denied(self, venue: str, account: str, kind: str) -> None: ...
     def session_lock_wait(self, venue: str, lock: str, outcome: str, seconds: float) -> None: ...
+    def health(self, ready: bool, dependencies: dict[str, str], accounts: dict[str, str]) -> None: ...

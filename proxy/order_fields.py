@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from proxy.config_errors import ConfigError, from_validation_error
 from proxy.policy_fields import Endpoint, OrderFields, Rounding
+from proxy.shipped import ORDER_FIELDS
 
-ORDER_FIELDS = Path(__file__).with_name("order_fields.yaml")
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 _PARTS = re.compile(r"(\{[A-Za-z][A-Za-z0-9_]{0,63}\}|\*\*|\*)")
@@ -83,7 +83,10 @@ def load_order_fields(path: Path = ORDER_FIELDS) -> OrderFields:
         raise from_validation_error(path, exc) from None
     schemes = {scheme: tuple(_endpoint(e) for e in endpoints) for scheme, endpoints in model.schemes.items()}
     rounding = {scheme: Rounding(r.decimals, _MODES[r.mode]) for scheme, r in model.rounding.items()}
-    placement = {scheme: dict(methods) for scheme, methods in model.placement.items()}
+    placement: dict[str, dict[str, str]] = {
+        scheme: {str(method): str(where) for method, where in methods.items()}
+        for scheme, methods in model.placement.items()
+    }
     return OrderFields(str(path), schemes, placement, rounding)
 
 

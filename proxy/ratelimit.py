@@ -259,6 +259,7 @@ def build_limiter(config: RateLimitSettings, clock: Clock) -> Limiter:
     from proxy.ratelimit_redis import RedisLimiter  # redis is imported only when configured
 
     assert config.url is not None  # RateLimitSettings validates it
+    assert config.key_prefix is not None  # load_settings fills the default (default_key_prefix)
     return RedisLimiter(
         config.url,
         clock,

@@ -1,7 +1,8 @@
 """Venue rate-limit profiles: data files, validated and compiled (``proxy.ratelimit_gate``
 turns them into what one request is charged).
 
-A profile is ``policies/ratelimits/<name>.yaml``; a venue uses the profile named like its
+The shipped profiles are ``proxy/data/ratelimits/<name>.yaml`` (an operator's own sit in
+``<policies>/ratelimits/``); a venue uses the profile named like its
 scheme unless ``rate_limits.venues.<venue>.profile`` says otherwise (``none``: no
 profile). ``load_policies`` reads only the files directly in the policy directory, so
 the ``ratelimits/`` subdirectory is never mistaken for a policy. Shape::
@@ -57,9 +58,10 @@ from proxy.config_errors import ConfigError, from_validation_error
 from proxy.path_spelling import canonical_glob_regex
 from proxy.policy import RateSpec
 from proxy.ratelimit import Bucket, Window
+from proxy.shipped import RATE_LIMIT_PROFILES
 from proxy.signers.base import UpstreamReply
 
-SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "policies" / "ratelimits"
+SHIPPED_PROFILES = RATE_LIMIT_PROFILES
 PROFILE_DIR = "ratelimits"
 MAX_COOLDOWN_S = 3600.0
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

@@ -102,7 +102,9 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 # KEYS: cooldown keys (ARGV[1] of them), then one key per bucket.
 # ARGV: ncooldowns, nonce, then per bucket: kind ("t"|"w"), capacity, rate per µs | window µs, charge.
 # Returns {1} when admitted, else {0, index of the refusing key (1-based), wait µs, reason}.
-ADMIT = PRELUDE + """
+ADMIT = (
+    PRELUDE
+    + """
 local ncool = tonumber(ARGV[1])
 for i = 1, ncool do
   local ttl = redis.call('PTTL', KEYS[i])
@@ -148,6 +150,7 @@ for j = 1, #KEYS - ncool do
 end
 return {1}
 """
+)
 
 # KEYS[1] cooldown key; ARGV: milliseconds, reason. Never shortens a running cooldown.
 COOL_DOWN = """
@@ -160,7 +163,9 @@ return 0
 """
 
 # KEYS[1] bucket key; ARGV: kind, capacity, rate per µs | window µs, available, nonce.
-CLAMP = PRELUDE + """
+CLAMP = (
+    PRELUDE
+    + """
 local kind, cap = ARGV[1], tonumber(ARGV[2])
 local param, avail = tonumber(ARGV[3]), tonumber(ARGV[4])
 if kind == 't' then
@@ -180,6 +185,7 @@ if missing > 0 then
 end
 return 0
 """
+)
 
 
 def make_client(url: str, timeout_s: float = 0.5, max_connections: int = 64) -> aioredis.Redis:

@@ -104,6 +104,7 @@ class RequestFields:
         if self.problem is not None:
             raise FieldProblem(self.problem)
         data = self.body
+        orders: list[Any]
         if batch == "$":
             if not isinstance(data, list):
                 raise FieldProblem("the body is not a JSON array of orders")
@@ -116,9 +117,10 @@ class RequestFields:
             for key in data:
                 if key != batch and key.casefold() in folded:
                     raise Ambiguous(f"{key} is beside the {batch} list: which applies is the venue's guess")
-            orders = data.get(batch)
-            if not isinstance(orders, list):
+            found = data.get(batch)
+            if not isinstance(found, list):
                 raise FieldProblem(f"the batch ({batch}) is missing or not a JSON array")
+            orders = found
         if not orders:
             raise FieldProblem("the batch is empty" if batch == "$" else f"the batch ({batch}) is empty")
         for index, item in enumerate(orders):

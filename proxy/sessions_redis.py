@@ -225,7 +225,7 @@ class RedisSessions:
         "unshared" (Redis unreachable: renew alone, as without Redis)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait_s  # real time: leases are Redis PX, not our clock
-        args = [owner, self._lease_ms, max(self._lease_ms, _MAX_DECLARED_LEASE_MS)]
+        args: list[str | int] = [owner, self._lease_ms, max(self._lease_ms, _MAX_DECLARED_LEASE_MS)]
         while True:
             try:
                 if await self._acquire_script(keys=[key], args=args):

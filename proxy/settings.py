@@ -257,6 +257,13 @@ class Settings(_Strict):
     # place is never loaded half-written); 0: read once (an atomic rename writer).
     reload_settle_s: float = Field(default=0.5, ge=0, le=60)
     drain_timeout_s: int = Field(default=10, ge=1)  # on SIGTERM, finish in-flight requests this long
+    # /readyz: "local" (default) = config and policies loaded, listener up, first credential
+    # warm-up attempted; Vault, Redis and per-account secrets are reported, never fatal.
+    # "strict": also 503 while a dependency is down or any account's secret is unusable.
+    readiness: Literal["local", "strict"] = "local"
+    # How often the background health pass re-checks Vault, Redis and every account's secret
+    # (what /readyz's body and the degradation gauges report).
+    health_interval_s: float = Field(default=5.0, gt=0, le=3600)
     venues: dict[str, VenueSettings] = Field(min_length=1)
     source: str = "<settings>"
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from proxy.admin import create_admin_app
 from proxy.app import create_app
 from proxy.devvault import DevVault, free_port
 from proxy.edge import ProxyApp
@@ -79,7 +80,12 @@ class LocalStack:
     vault_auth: Callable[[DevVault, Path], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
-        self.vault = DevVault()
+        # One private (0700) directory for everything the stack writes: the config, the
+        # policies, the Vault root-token file and the logs. ``stop`` removes it.
+        self._dir = tempfile.TemporaryDirectory(prefix="signing-proxy-")
+        self.dir = Path(self._dir.name)
+        self.token_file = self.dir / "vault-token"
+        self.vault = DevVault(log=self.dir / "bao.log")
         self.sims: dict[str, SimVenue] = {}
         self.credentials: dict[str, dict[str, str]] = {}
         self.clients = {
@@ -88,9 +94,8 @@ class LocalStack:
         }
         self._servers: list[BackgroundServer] = []
         self.venue_schemes: dict[str, str] = {}
-        self._dir = tempfile.TemporaryDirectory(prefix="signing-proxy-")
-        self.dir = Path(self._dir.name)
         self.proxy_url = ""
+        self.admin_url = ""
         self.app: ProxyApp | None = None
 
     async def __aenter__(self) -> LocalStack:
@@ -139,6 +144,10 @@ class LocalStack:
         proxy = await BackgroundServer(config).start()
         self._servers.append(proxy)
         self.proxy_url = proxy.url
+        admin = create_admin_app(self.app.pipeline, self.app.metrics, self.app.health)
+        admin_server = await BackgroundServer.for_app(admin, free_port()).start()
+        self._servers.append(admin_server)
+        self.admin_url = admin_server.url
 
     def _seed(self, scheme: str, fields: dict[str, str]) -> None:
         if scheme not in self.transit:
@@ -166,9 +175,9 @@ class LocalStack:
         policies = self.dir / "policies"
         policies.mkdir()
         (policies / "demo.yaml").write_text(yaml.safe_dump(self.policy(), sort_keys=False))
-        token_file = self.dir / "vault-token"
+        token_file = self.token_file
+        token_file.touch(mode=0o600)
         token_file.write_text(self.vault.root_token)
-        token_file.chmod(0o600)
         auth = {"method": "token", "token_file": str(token_file)}
         if self.vault_auth is not None:
             auth = self.vault_auth(self.vault, self.dir)
@@ -210,8 +219,14 @@ class LocalStack:
         return f"{self.proxy_url}/{venue}/{account or self.account}{path}"
 
     async def stop(self) -> None:
-        for server in reversed(self._servers):
-            await server.stop()
-        self._servers.clear()
-        self.vault.stop()
-        self._dir.cleanup()
+        # Whatever fails or is interrupted on the way, bao stops and the directory (root
+        # token, logs) goes.
+        try:
+            for server in reversed(self._servers):
+                await server.stop()
+        finally:
+            self._servers.clear()
+            try:
+                self.vault.stop()
+            finally:
+                self._dir.cleanup()

@@ -1,20 +1,18 @@
-"""Access to the independent test vectors in ``../shared/vectors`` (beside the repo)."""
+"""Access to the independent test vectors in ``tests/vectors/`` (see its README for sources)."""
 
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SIGNING_PROXY_SHARED", REPO.parent / "shared"))
+VECTORS = Path(__file__).resolve().parent / "vectors"
 
 
 @cache
 def load(venue: str) -> dict[str, Any]:
-    with open(SHARED / "vectors" / f"{venue}.json", encoding="utf-8") as fh:
+    with open(VECTORS / f"{venue}.json", encoding="utf-8") as fh:
         data: dict[str, Any] = json.load(fh)
     return data
 

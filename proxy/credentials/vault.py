@@ -29,10 +29,11 @@ from typing import Any
 
 import hvac
 import hvac.exceptions
+import requests
 
 from proxy.clock import Clock
 from proxy.credentials.base import Credentials
-from proxy.credentials.vault_auth import TokenKeeper, TokenLogin, VaultLogin
+from proxy.credentials.vault_auth import TokenKeeper, TokenLogin, VaultLogin, VaultLoginError
 from proxy.credentials.vault_denials import DenialCache, denial_detail
 from proxy.errors import CredentialsUnavailable
 from proxy.metrics import Metrics
@@ -152,7 +153,9 @@ class VaultStore:
         self._cache[(venue, account)] = _Entry(creds, self._clock.monotonic())
         return creds
 
-    def _stale_or_fail(self, venue: str, account: str, entry: _Entry | None, why: str) -> Credentials:
+    def _stale_or_fail(
+        self, venue: str, account: str, entry: _Entry | None, why: str, what: str = "Vault unreachable"
+    ) -> Credentials:
         age = None if entry is None else self._clock.monotonic() - entry.fetched_at
         if entry is not None and age is not None and age < self._ttl + self._grace:
             self._metrics.vault_lookup("stale")
@@ -163,7 +166,7 @@ class VaultStore:
             return entry.creds
         self._metrics.vault_lookup("error")
         log.error("vault unreachable", extra={"venue": venue, "account": account, "error": why})
-        raise CredentialsUnavailable(venue, account, f"Vault unreachable ({why}) and no cached secret")
+        raise CredentialsUnavailable(venue, account, f"{what} ({why}) and no cached secret")
 
     def _read(self, venue: str, account: str) -> tuple[dict[str, str], int]:
         self._keeper.ensure()
@@ -195,12 +198,29 @@ class VaultStore:
             raise _Missing() from None
 
     async def ping(self) -> bool:
-        """Vault reachable and our token valid (readiness)."""
+        """Vault reachable and our token valid."""
+        return await self.health() == "ok"
+
+    async def health(self) -> str:
+        """``ok``, or what is wrong with Vault for us: unreachable, sealed, authentication.
+
+        Readiness reports it (``proxy.readiness``); only exception *type names* are kept,
+        since hvac's messages may quote Vault's responses.
+        """
         try:
             await asyncio.to_thread(self._keeper.ensure)
-            return bool(await asyncio.to_thread(self._client.is_authenticated))
-        except Exception:  # unreachable, login refused, sealed: not ready, whatever the cause
-            return False
+            authenticated = await asyncio.to_thread(self._client.is_authenticated)
+        except (requests.ConnectionError, requests.Timeout):
+            return "unreachable"
+        except hvac.exceptions.VaultDown:
+            return "sealed"
+        except VaultLoginError:  # no token, or its file unreadable
+            return "authentication failed"
+        except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized, hvac.exceptions.InvalidRequest):
+            return "authentication failed"
+        except Exception as exc:  # whatever else: not ok, and say which kind of failure
+            return f"error ({type(exc).__name__})"
+        return "ok" if authenticated else "authentication failed"
 
     async def start(self) -> None:
         """Log in now (fail fast on bad auth config) and keep the token fresh in the background."""

@@ -74,8 +74,12 @@ def depth(instrument: str, now_ms: int) -> dict[str, Any] | None:
     price = _PRICES.get(instrument)
     if price is None:
         return None
-    asks = [{"price": round(price * 1.0001, 1), "quantity": 0.5},
-            {"price": round(price * 1.001, 1), "quantity": 2}]
-    bids = [{"price": round(price * 0.9999, 1), "quantity": 0.4},
-            {"price": round(price * 0.999, 1), "quantity": 3}]
+    asks = [
+        {"price": round(price * 1.0001, 1), "quantity": 0.5},
+        {"price": round(price * 1.001, 1), "quantity": 2},
+    ]
+    bids = [
+        {"price": round(price * 0.9999, 1), "quantity": 0.4},
+        {"price": round(price * 0.999, 1), "quantity": 3},
+    ]
     return {"t": now_ms, "asks": asks, "bids": bids}

@@ -85,9 +85,7 @@ async def test_100_continue_is_answered_here_and_never_forwarded(
     assert seen.body == ORDER and seen.header("expect") is None
 
 
-@pytest.mark.parametrize(
-    "value", ["something-else", "100-continue, foo", "100-continue;x=1", "", "200-ok"]
-)
+@pytest.mark.parametrize("value", ["something-else", "100-continue, foo", "100-continue;x=1", "", "200-ok"])
 async def test_unknown_expectation_is_417_and_nothing_sent(stack: LocalStack, value: str) -> None:
     sim = stack.sims["coinex"]
     before = len(sim.recorder.requests)

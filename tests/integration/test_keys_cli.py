@@ -239,7 +239,7 @@ def test_put_refuses_key_material_the_signer_cannot_parse_naming_the_field(keys,
     code, out, err = keys(
         "put", "--venue", "evedex", "--account", "main", stdin=f"wallet_private_key={BAD_WALLET}\n"
     )
-    assert code == 1
+    assert code == 2  # a refusal: one line, exit 2 (issue 15)
     assert "wallet_private_key is not a 32-byte hex secp256k1 key" in err
     assert BAD_WALLET not in out + err and BAD_WALLET[2:] not in out + err
     after = vault.client().secrets.kv.v2.read_secret_metadata(path="signing-proxy/evedex/main")
@@ -256,6 +256,7 @@ def test_check_parses_stored_key_material_as_the_signer_will(keys, vault: DevVau
     assert CANARY not in out + err and BAD_WALLET[2:] not in out + err
     vault.put_secret("signing-proxy/evedex/main", EVEDEX)
     vault.put_secret("signing-proxy/coinex/kvdesk", COINEX)
+
 
 def _short_config(config: str, tmp_path: Path, ttl: float, grace: float) -> str:
     raw = yaml.safe_load(Path(config).read_text())
@@ -279,7 +280,7 @@ def test_retire_waits_until_no_replica_can_cache_the_old_pin(
     custom = meta["data"]["custom_metadata"] or {}
     assert custom.get("transit_key_version") == str(pin)  # when the pin moved is on record
     code, _, err = keys("retire", "--venue", "invex", "--account", "desk", "--below", str(pin))
-    assert code == 1
+    assert code == 2
     assert "vault.cache_ttl_s + vault.stale_grace_s" in err and "--force" in err
     assert "1200" in err  # 300 + 900 s with this config
     # The key still signs with the old version: nothing was retired.
@@ -322,4 +323,4 @@ def test_retire_counts_from_a_kv_write_made_outside_the_keys_tool(keys, vault: D
         },
     )
     code, _, err = keys("retire", "--venue", "coinex", "--account", "desk", "--below", str(latest + 1))
-    assert code == 1 and "--force" in err
+    assert code == 2 and "--force" in err

@@ -254,9 +254,7 @@ async def test_a_live_holder_keeps_its_lease_and_waiters_give_up_after_the_bound
         await asyncio.sleep(0.2)  # a holds the lock and is inside its login
         return await b.flow(ME, CREDS, ctx(clock), send)
 
-    first, second = await asyncio.gather(
-        a.flow(ME, CREDS, ctx(clock), send), later(), return_exceptions=True
-    )
+    first, second = await asyncio.gather(a.flow(ME, CREDS, ctx(clock), send), later(), return_exceptions=True)
     assert isinstance(first, UpstreamReply) and first.status == 200
     assert isinstance(second, CredentialsUnavailable)
     assert "another replica" in second.message and "evedex/main" in second.message

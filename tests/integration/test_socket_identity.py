@@ -51,4 +51,3 @@ async def test_forwarding_headers_never_change_identity(stack: LocalStack, tmp_p
             assert bad.status_code == 401
     finally:
         await proxy.stop()
-

@@ -45,6 +45,9 @@ def test_keep_running_banner_prints_a_ready_snippet() -> None:
         clients={"trader": SimpleNamespace(token="trader-abc")},
         dir=Path("/tmp/x"),
         url=lambda venue, path: f"http://127.0.0.1:40123/{venue}/main{path}",
+        admin_url="http://127.0.0.1:40124",
+        token_file=Path("/tmp/x/vault-token"),
+        vault=SimpleNamespace(url="http://127.0.0.1:40125", log_path=Path("/tmp/x/bao.log")),
     )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

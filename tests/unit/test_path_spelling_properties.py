@@ -142,7 +142,7 @@ def _matches(rules: list[tuple[str | None, str]], method: str, path: str) -> boo
 
 def _profile_groups(method: str, endpoint: str) -> set[str]:
     """The shipped CoinEx profile's groups for an endpoint, read as plain YAML."""
-    profile = yaml.safe_load((REPO / "policies" / "ratelimits" / "coinex.yaml").read_text())
+    profile = yaml.safe_load((REPO / "proxy" / "data" / "ratelimits" / "coinex.yaml").read_text())
     groups = set()
     for name, group in profile["groups"].items():
         if group.get("streams"):  # charged for stream opens only, never for a REST call

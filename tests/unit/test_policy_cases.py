@@ -179,8 +179,17 @@ def test_shipped_field_cases_cover_every_class(capsys) -> None:
     code = main(["policy", "test", str(FIELD_CASES), "--config", str(EXAMPLE_CONFIG)])
     out = capsys.readouterr().out
     assert code == 0, out
-    for marker in ("is in the query", "batch notional", "differs from the path", "case-insensitive decoder",
-                   "non-ASCII digits", "Content-Type", "query contains ';'", "method override", "0.16666667"):
+    for marker in (
+        "is in the query",
+        "batch notional",
+        "differs from the path",
+        "case-insensitive decoder",
+        "non-ASCII digits",
+        "Content-Type",
+        "query contains ';'",
+        "method override",
+        "0.16666667",
+    ):
         assert marker in out, marker
 
 

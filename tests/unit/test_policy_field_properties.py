@@ -244,8 +244,13 @@ def test_an_allowed_evedex_order_is_within_the_cap_as_signed(quantities, price, 
     if mass:
         path = f"/api/v2/order/mass-limit/{instrument}"
         payload: object = [
-            {"id": f"00001:{i:026x}", "side": "BUY", "leverage": 1, "quantity": f"{q:f}",
-             "limitPrice": f"{price:f}"}
+            {
+                "id": f"00001:{i:026x}",
+                "side": "BUY",
+                "leverage": 1,
+                "quantity": f"{q:f}",
+                "limitPrice": f"{price:f}",
+            }
             for i, q in enumerate(quantities)
         ]
     else:

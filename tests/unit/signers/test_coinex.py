@@ -1,4 +1,4 @@
-"""CoinEx v2 signer, pinned to ``../shared/vectors/coinex.json`` (oracles: coinexlib, official demo)."""
+"""CoinEx v2 signer, pinned to ``tests/vectors/coinex.json`` (oracles: coinexlib, official demo)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HAQQEX signer and ``proxy.jsonjs``, pinned to ``../shared/vectors/haqqex.json`` (Node cross-check).
+"""HAQQEX signer and ``proxy.jsonjs``, pinned to ``tests/vectors/haqqex.json`` (Node cross-check).
 
 The JS formatting tables are written from JavaScript semantics (what Node prints), never
 computed with the code under test.

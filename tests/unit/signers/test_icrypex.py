@@ -1,4 +1,4 @@
-"""ICRYPEX signer, pinned to ``../shared/vectors/icrypex.json`` (oracle: icrypex-sdk 0.5.2)."""
+"""ICRYPEX signer, pinned to ``tests/vectors/icrypex.json`` (oracle: icrypex-sdk 0.5.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""INVEX signer, pinned to ``../shared/vectors/invex.json`` (oracle: the venue's own example code).
+"""INVEX signer, pinned to ``tests/vectors/invex.json`` (oracle: the venue's own example code).
 
 PSS is randomised, so signatures are checked by verification with the public key, never by
 comparing bytes; the *message* is compared byte-for-byte with the vectors.
