@@ -45,6 +45,8 @@ from proxy.ws.upstream import AiohttpConnector
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from proxy.sessions_redis import RedisSessions
+
 
 def build_venues(
     settings: Settings, events: SessionEvents | None = None, lock_waits: LockWaits | None = None
@@ -149,7 +151,8 @@ def create_app(
     """Wire the data plane from settings. Config and policy errors raise ``ConfigError`` here."""
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
-    venues = build_venues(settings, metrics.session, metrics.session_lock_wait)
+    builder = VenueBuilder(settings, clock, metrics)  # startup and reloads build venues with it
+    venues = builder(settings)
     if policies is None:
         policies = load_policies(settings.policies, venues=venues)
     store = store if store is not None else build_store(settings, clock, metrics)
@@ -169,7 +172,8 @@ def create_app(
         _client_waits(settings, policies),
     )
     metrics.registry.register(LimiterCollector(limiter))
-    sessions = _share_sessions(settings, venues, store, clock, metrics)
+    builder.store = store
+    builder.share(venues)
     transit = transit if transit is not None else build_transit(settings, store, metrics)
     _transit_ready(settings, venues, transit)
     pipeline = Pipeline(
@@ -182,6 +186,7 @@ def create_app(
         HeaderPolicy(owned_headers()),
         rate_gate=gate,
         transit=transit,
+        build_venues=builder,
     )
     ws = settings.websocket
     streams = StreamGateway(
@@ -207,8 +212,7 @@ def create_app(
         if transit is not None:
             await transit.close()
         await limiter.close()
-        if sessions is not None:
-            await sessions.aclose(close_connection_pool=True)
+        await builder.aclose()
         await store.close()
 
     return ProxyApp(
@@ -243,27 +247,60 @@ def _client_waits(settings: Settings, policies: PolicySet) -> dict[str, int]:
     return dict(waits)
 
 
-def _share_sessions(
-    settings: Settings, venues: dict[str, Venue], store: CredentialStore, clock: Clock, metrics: Metrics
-) -> Redis | None:
-    """EVEDEX logins shared by the replicas (``proxy.sessions_redis``); the client to close."""
-    config = settings.rate_limits
-    enabled = config.backend == "redis" if config.shared_sessions is None else config.shared_sessions
-    if not enabled or config.url is None:
-        return None
-    from proxy.ratelimit_redis import make_client  # redis is imported only when configured
-    from proxy.sessions_redis import share_sessions
+class VenueBuilder:
+    """Builds the venues with every signer wired as the process wires them: session event and
+    lock-wait metrics, and the replicas' shared EVEDEX sessions (``proxy.sessions_redis``).
 
-    assert config.key_prefix is not None  # load_settings fills the default (default_key_prefix)
-    url, timeout_s = config.url, config.timeout_s
-    signers = (venue.signer for venue in venues.values())
-    return share_sessions(
-        signers,
-        lambda: make_client(url, timeout_s),
-        store,
-        clock,
-        config.key_prefix,
-        lease_s=config.session_lock_lease_s,
-        wait_s=config.session_lock_wait_s,
-        observe=metrics.session_lock_wait,
-    )
+    ``create_app`` builds the startup venues with it and hands it to the pipeline; a reload
+    (``proxy.reload``) builds through the same instance, so a signer built by a reload shares
+    the same session store and Redis client as one built at startup. The Redis settings are
+    the startup ones: ``rate_limits`` needs a restart to change.
+    """
+
+    def __init__(self, settings: Settings, clock: Clock, metrics: Metrics) -> None:
+        self._config = settings.rate_limits
+        self._clock = clock
+        self._metrics = metrics
+        self.store: CredentialStore | None = None  # set once built; sessions are shared from then on
+        self.client: Redis | None = None  # the sessions' Redis client, closed at shutdown
+        self._shared: RedisSessions | None = None
+
+    def __call__(self, settings: Settings) -> dict[str, Venue]:
+        venues = build_venues(settings, self._metrics.session, self._metrics.session_lock_wait)
+        self.share(venues)
+        return venues
+
+    def share(self, venues: dict[str, Venue]) -> None:
+        """Give the venues' session-keeping signers the shared store, once it can be built."""
+        config = self._config
+        enabled = config.backend == "redis" if config.shared_sessions is None else config.shared_sessions
+        if not enabled or config.url is None or self.store is None:
+            return
+        from proxy.sessions_redis import share_sessions  # redis is imported only when configured
+
+        share_sessions((venue.signer for venue in venues.values()), self._sessions)
+
+    def _sessions(self) -> RedisSessions:
+        """The process's one shared session store; its Redis client is opened on first need."""
+        if self._shared is None:
+            from proxy.ratelimit_redis import make_client
+            from proxy.sessions_redis import RedisSessions
+
+            config = self._config
+            assert config.url is not None and self.store is not None  # share() checked
+            assert config.key_prefix is not None  # load_settings fills the default (default_key_prefix)
+            self.client = make_client(config.url, config.timeout_s)
+            self._shared = RedisSessions(
+                self.client,
+                self.store,
+                self._clock,
+                key_prefix=config.key_prefix,
+                lease_s=config.session_lock_lease_s,
+                wait_s=config.session_lock_wait_s,
+                observe=self._metrics.session_lock_wait,
+            )
+        return self._shared
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aclose(close_connection_pool=True)

@@ -16,7 +16,7 @@ metrics (tests, benchmarks) uses ``Metrics.disabled()``, whose methods do nothin
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -31,6 +31,9 @@ _WAIT = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 UNKNOWN = "_unknown"  # a venue or account named in a request but not configured
 OVERFLOW = "_overflow"  # a metric over its series cap
+# Why the server layer closed a connection before the app saw a request (proxy.server).
+REFUSED_REASONS = ("header_timeout", "body_timeout", "no_request", "max_connections")
+RefusedReason = Literal["header_timeout", "body_timeout", "no_request", "max_connections"]
 MAX_SERIES = 10_000  # per metric: far above venues x accounts x outcomes of a real config
 
 log = logging.getLogger("signing_proxy.metrics")
@@ -128,6 +131,16 @@ class Metrics:
             registry=r,
         )
 
+        self.connections_refused = Counter(
+            "signing_proxy_connections_refused",
+            "Client connections closed by the server layer before a request reached the proxy "
+            "(reason: header_timeout, body_timeout, no_request, max_connections).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in REFUSED_REASONS:  # a fixed set, all exported from the start (alerts see 0)
+            self.connections_refused.labels(reason)
+
         # Degradation, set by proxy.readiness on every health pass (readiness never hides it).
         self.ready = Gauge("signing_proxy_ready", "1 when /readyz answers 200.", registry=r)
         self.dependency_up = Gauge(
@@ -201,6 +214,9 @@ class Metrics:
     def session_lock_wait(self, venue: str, lock: str, outcome: str, seconds: float) -> None:
         self._child(self.session_lock_waits, venue, lock, outcome).observe(max(seconds, 0.0))
 
+    def connection_refused(self, reason: RefusedReason) -> None:
+        self._child(self.connections_refused, reason).inc()
+
     def health(self, ready: bool, dependencies: dict[str, str], accounts: dict[str, str]) -> None:
         self.ready.set(1 if ready else 0)
         for name, state in dependencies.items():
@@ -233,4 +249,5 @@ class _Disabled(Metrics):
     def vault_lookup(self, result: str) -> None: ...
     def vault_denied(self, venue: str, account: str, kind: str) -> None: ...
     def session_lock_wait(self, venue: str, lock: str, outcome: str, seconds: float) -> None: ...
+    def connection_refused(self, reason: RefusedReason) -> None: ...
     def health(self, ready: bool, dependencies: dict[str, str], accounts: dict[str, str]) -> None: ...

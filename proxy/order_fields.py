@@ -40,6 +40,7 @@ class EndpointModel(BaseModel):
     price: FieldName | None = None
     notional: FieldName | None = None  # a field that *is* the notional (a cash amount)
     batch: Annotated[str, StringConstraints(pattern=r"^(\$|[A-Za-z0-9_.-]{1,64})$")] | None = None
+    attached: tuple[FieldName, ...] = ()  # body keys of attached orders: refused under field rules
     source: str = Field(min_length=1)  # where the names come from: a doc, an SDK, the sim
 
     @model_validator(mode="after")
@@ -118,4 +119,5 @@ def _endpoint(model: EndpointModel) -> Endpoint:
         market=model.market,
         side=model.side,
         batch=model.batch,
+        attached=model.attached,
     )

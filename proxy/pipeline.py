@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 from proxy.clock import Clock
 from proxy.credentials.base import Credentials, CredentialStore, require_fields
@@ -40,6 +41,9 @@ from proxy.request_fields import joined_header
 from proxy.routing import Route, parse_route
 from proxy.signers.base import OutgoingRequest, SignContext, Signer, UpstreamReply, header_value
 from proxy.signers.keyops import KeyOperator
+
+if TYPE_CHECKING:
+    from proxy.settings import Settings
 
 log = logging.getLogger("signing_proxy.pipeline")
 
@@ -118,6 +122,7 @@ class Pipeline:
         *,
         rate_gate: RateGate | None = None,
         transit: TransitKeys | None = None,
+        build_venues: Callable[[Settings], dict[str, Venue]] | None = None,
     ) -> None:
         self.policies = policies  # replaced whole on reload: one reference swap is atomic
         self.venues = venues
@@ -129,6 +134,9 @@ class Pipeline:
         self.forwarder = forwarder
         self.clock = clock
         self.header_policy = header_policy
+        # What built ``venues`` (create_app's VenueBuilder): a reload builds through it, so its
+        # signers get the same wiring (metrics, shared sessions). None: built by hand (tests).
+        self.build_venues = build_venues
         self.transit = transit  # Vault Transit for ``signing: transit`` accounts (proxy.credentials.transit)
 
     async def handle(self, request: Incoming, read_body: ReadBody, audit: Audit) -> UpstreamReply:

@@ -187,6 +187,7 @@ class Endpoint:
     market: str | None = None
     side: str | None = None
     batch: str | None = None  # body key of the list of orders; "$": the body is the list
+    attached: tuple[str, ...] = ()  # body keys of attached orders no rule can read (EVEDEX tpsl)
 
     @property
     def amounts(self) -> frozenset[str]:
@@ -200,6 +201,8 @@ class Endpoint:
     def describe(self) -> str:
         roles = ("market", "side", "quantity", "price", "notional", "batch")
         named = " ".join(f"{role}={getattr(self, role)}" for role in roles if getattr(self, role))
+        if self.attached:
+            named += f" attached={','.join(self.attached)} (refused)"
         return f"{self.method} {self.pattern}: {named}"
 
 
@@ -284,6 +287,8 @@ class Constraints:
             amounts, batch, path_values = endpoint.amounts, endpoint.batch, endpoint.path_values(path)
         try:
             orders = request.orders(table.where(scheme, method), names | amounts, batch, path_values)
+            if endpoint is not None and endpoint.attached:
+                request.refuse_attached(endpoint.attached)
         except Ambiguous:
             raise
         except FieldProblem as problem:

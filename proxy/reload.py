@@ -7,8 +7,10 @@ config stays in force, and the error names the file and the field.
 
 What reloads: policies, and each venue's upstream, accounts and scheme options (a venue
 whose config did not change keeps its signer, so EVEDEX sessions survive), with the venue
-rate-limit profiles recomputed for them. What needs a restart: listen/admin addresses,
-Vault, upstream client, rate-limit backend and websocket settings (logged as such).
+rate-limit profiles recomputed for them; a new signer is built by the same builder as at
+startup (``proxy.app.VenueBuilder``: metrics, shared EVEDEX sessions). What needs a
+restart: listen/admin addresses, Vault, upstream client, rate-limit backend and websocket
+settings (logged as such).
 
 A file written in place can be read half-written: a truncated policy still parses, minus
 its trailing deny rule. So a reload first waits until the file set reads the same twice,
@@ -21,6 +23,7 @@ assignments, runs on the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -55,7 +58,9 @@ class Reloader:
     def __init__(self, pipeline: Pipeline, settings: Settings, events: SessionEvents | None = None) -> None:
         self.pipeline = pipeline
         self.settings = settings
-        self.events = events  # session metrics for signers built by a reload
+        # One builder for startup and reloads: the pipeline's (create_app's VenueBuilder, which
+        # wires metrics and shared sessions); a hand-built pipeline gets build_venues with events.
+        self._build_venues = pipeline.build_venues or functools.partial(build_venues, events=events)
         self.generation = 0
         self._stamp = self._fingerprint()
         self._lock = asyncio.Lock()  # one reload at a time (SIGHUP and the watcher)
@@ -109,7 +114,7 @@ class Reloader:
     def _build(self) -> Built | None:
         try:
             settings = load_settings(self.settings.source)
-            venues = build_venues(settings, self.events)
+            venues = self._build_venues(settings)
             policies = load_policies(settings.policies, venues=venues)
             limits = build_rate_limits(settings)  # venues added by this reload get their profile
         except ConfigError as error:

@@ -98,6 +98,34 @@ class RequestFields:
             ]
         return items
 
+    def refuse_attached(self, keys: Iterable[str]) -> None:
+        """``FieldProblem`` when the query or the body, at any depth, carries one of ``keys``.
+
+        Attached orders (EVEDEX ``tpsl``) have their own quantity and price in a shape the
+        venue does not document: no bound or cap can read them, so a constrained rule refuses
+        them rather than let them through unchecked. Compared after case folding (a
+        case-insensitive decoder reads ``TPSL`` as ``tpsl``); ``null`` and ``[]`` carry none.
+        """
+        folded = {key.casefold() for key in keys}
+        for key in self.query:
+            if key.casefold() in folded:
+                raise FieldProblem(f"{key} in the query: attached orders are not checked by field rules")
+        stack: list[tuple[str, Any]] = [("", self.body)]
+        while stack:  # the depth is bounded by jsonjs.check_depth at parse time
+            where, value = stack.pop()
+            if isinstance(value, list):
+                stack.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    here = f"{where}.{key}" if where else key
+                    if key.casefold() in folded and item not in (None, []):
+                        raise FieldProblem(
+                            f"{here}: attached orders are not checked by field rules "
+                            "(their quantity and price escape the rule's bounds and notional); "
+                            "send them as separate orders, or allow them with an unconstrained rule"
+                        )
+                    stack.append((here, item))
+
     def _body_orders(self, batch: str | None, folded: set[str]) -> list[Mapping[str, Any]]:
         if not self.has_body:
             return [{}]

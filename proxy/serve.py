@@ -31,7 +31,7 @@ def data_plane_config(
         app,
         host=host,
         port=port,
-        http=GuardedHttpToolsProtocol.with_limits(limits or ClientLimits()),
+        http=GuardedHttpToolsProtocol.with_limits(limits or ClientLimits(), app.metrics.connection_refused),
         lifespan="on",
         log_config=None,
         access_log=False,  # our own request log replaces it

@@ -21,7 +21,8 @@ and the connection is closed; a connection that never sent a byte is closed sile
 app is told through the scope (``TIMED_OUT``): its body read fails, so nothing reaches
 Vault or the venue (the body is read before credentials, ``proxy.pipeline``). Connections
 beyond ``max_connections`` are closed on accept, before a byte is read (Envoy's downstream
-connection limit does the same).
+connection limit does the same). Each such close is counted, by a fixed reason, in
+``signing_proxy_connections_refused_total`` (``on_refused``: the app's metrics).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from proxy.errors import RequestTimeout, choose_request_id, render_error
+from proxy.metrics import RefusedReason
 
 log = logging.getLogger("signing_proxy.access")
 
@@ -66,13 +68,21 @@ class ClientLimits:
     max_connections: int = 1024
 
 
+def _not_counted(reason: RefusedReason) -> None:
+    pass
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     limits = ClientLimits()
+    on_refused = staticmethod(_not_counted)  # a connection closed here, by reason (metrics)
     _refusals_logged_at = 0.0  # over-the-cap warnings: at most one a minute per process
 
     @classmethod
-    def with_limits(cls, limits: ClientLimits) -> type[GuardedHttpToolsProtocol]:
-        return type(cls.__name__, (cls,), {"limits": limits})
+    def with_limits(
+        cls, limits: ClientLimits, on_refused: Callable[[RefusedReason], None] | None = None
+    ) -> type[GuardedHttpToolsProtocol]:
+        counted = staticmethod(on_refused or _not_counted)
+        return type(cls.__name__, (cls,), {"limits": limits, "on_refused": counted})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -153,6 +163,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete:
             cycle.keep_alive = False  # a stalled pipelined head: finish the answer in hand, then close
             self.flow.pause_reading()
+            self.on_refused("header_timeout")
             return
         if self._head_started:  # (no byte at all: nothing to answer, just close)
             error = RequestTimeout("headers", self.limits.header_timeout_s)
@@ -160,6 +171,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._answer_timeout(error, request_id)
             # No app saw this request, so the request log line is ours.
             log.info("request", extra={"request_id": request_id, "status": 408, "error": error.code})
+            self.on_refused("header_timeout")
+        else:
+            self.on_refused("no_request")
         self.transport.close()
 
     def _body_timed_out(self) -> None:
@@ -180,6 +194,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             cycle.message_event.set()
             supplied = dict(cycle.scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
             self._answer_timeout(error, choose_request_id(supplied))
+        self.on_refused("body_timeout")
         self.transport.close()
 
     def _answer_timeout(self, error: RequestTimeout, request_id: str) -> None:
@@ -197,6 +212,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 "client connection refused: listen.max_connections reached",
                 extra={"max_connections": self.limits.max_connections},
             )
+        self.on_refused("max_connections")
         self.transport.abort()  # before reading anything: no request of it was seen
 
 

@@ -275,29 +275,15 @@ class RedisSessions:
         log.warning(f"evedex shared sessions: {message}", extra=extra)
 
 
-def share_sessions(
-    signers: Iterable[object],
-    connect: Callable[[], aioredis.Redis],
-    secrets_store: CredentialStore,
-    clock: Clock,
-    prefix: str,
-    *,
-    lease_s: float = 3.0,
-    wait_s: float = 10.0,
-    observe: LockWaits = _ignore_waits,
-) -> aioredis.Redis | None:
-    """Give every signer that keeps venue sessions (EVEDEX jwt mode) one shared store; the
-    Redis client it opened for them (the caller closes it), or ``None`` when none needs it."""
+def share_sessions(signers: Iterable[object], shared: Callable[[], RedisSessions]) -> int:
+    """Give every signer that keeps venue sessions (EVEDEX jwt mode) the shared store;
+    ``shared`` is called only when one needs it (it may open the Redis client). How many."""
     keeping = [s for s in signers if isinstance(getattr(s, "sessions", None), LocalSessions)]
-    if not keeping:
-        return None
-    client = connect()
-    store = RedisSessions(
-        client, secrets_store, clock, key_prefix=prefix, lease_s=lease_s, wait_s=wait_s, observe=observe
-    )
-    for signer in keeping:
-        signer.sessions = store  # type: ignore[attr-defined]
-    return client
+    if keeping:
+        store = shared()
+        for signer in keeping:
+            signer.sessions = store  # type: ignore[attr-defined]
+    return len(keeping)
 
 
 def _aad(venue: str, account: str) -> str:

@@ -21,6 +21,7 @@ from proxy.errors import BadRequest, PolicyDenied, UnknownRoute
 from proxy.identity import identify
 from proxy.pipeline import Audit, Incoming, Pipeline, Venue
 from proxy.policy import Client, Decision, PolicySet, decide, decide_request_fields
+from proxy.ratelimit_gate import Charge
 from proxy.routing import Route, parse_route
 from proxy.signers.base import OutgoingRequest
 from proxy.ws.logins import LOGINS
@@ -67,16 +68,17 @@ def authorize_stream(pipeline: Pipeline, request: Incoming) -> StreamGrant:
     return StreamGrant(client, route, venue, decision, policies)
 
 
-async def admit_stream(pipeline: Pipeline, grant: StreamGrant, audit: Audit) -> None:
+async def admit_stream(pipeline: Pipeline, grant: StreamGrant, audit: Audit) -> Charge | None:
     """Charge a stream open as the request it is, with the REST pipeline's own steps.
 
     ``Pipeline.admit``: the client's and the account's buckets (and the key's cooldown);
     ``Pipeline.charge_venue``: the venue profile's ``streams`` groups (the venue's login /
     connection limit) and the key's and venue's cooldowns. Both run before the venue
     connection is opened, so a refusal is a 429 before the upgrade and no login is signed.
+    Returns the venue charge, whose feedback a venue's answer to the upgrade goes to.
     """
     route = grant.route
     audit.client = grant.client.name
     await pipeline.admit(grant.policies, grant.client.name, grant.client.rate_limit, route, audit)
     opening = OutgoingRequest(STREAM_METHOD, route.target)
-    await pipeline.charge_venue(grant.venue, route.account, audit, opening, stream=True)
+    return (await pipeline.charge_venue(grant.venue, route.account, audit, opening, stream=True))[0]

@@ -37,7 +37,7 @@ from proxy.ws.frames import Closed
 from proxy.ws.limits import ConnectionLimits, Lease
 from proxy.ws.logins import LOGINS
 from proxy.ws.relay import ClientSide, Ending, Relay, RelayStats
-from proxy.ws.upstream import Connector, UpstreamGone, UpstreamSocket
+from proxy.ws.upstream import Connector, HandshakeRefused, UpstreamGone, UpstreamSocket
 
 log = logging.getLogger("signing_proxy.stream")
 _DISCONNECT_WAIT_S = 0.5
@@ -108,7 +108,7 @@ class StreamGateway:
         # The concurrency slot first (it costs nothing), then the rate limits as for REST.
         lease = self.limits.acquire(grant.client.name, grant.key)
         try:
-            await admit_stream(self.pipeline, grant, audit)
+            charge = await admit_stream(self.pipeline, grant, audit)
             creds = await self.pipeline.store.get(route.venue, route.account)
             require_fields(creds, grant.venue.required_fields(route.account), route.venue, route.account)
             ctx = StreamContext(
@@ -121,9 +121,15 @@ class StreamGateway:
                 self.pipeline.transit_operator(grant.venue, route.account, creds),
             )
             login = LOGINS[grant.venue.signer.scheme](ctx)
-            upstream = await self.connector.connect(
-                grant.origin, route.target, scope.get("subprotocols") or ()
-            )
+            try:
+                upstream = await self.connector.connect(
+                    grant.origin, route.target, scope.get("subprotocols") or ()
+                )
+            except HandshakeRefused as refused:
+                # The venue's answer to the upgrade is feedback like a REST reply: a 429
+                # (or the profile's statuses) pauses the key through the same cooldown.
+                await self.pipeline.rate_gate.after_reply(charge, refused.reply)
+                raise
         except BaseException:
             lease.release()
             raise

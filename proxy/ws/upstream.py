@@ -14,7 +14,9 @@ Contract kept here, as for REST:
 * the handshake is sent once: aiohttp's own re-send of a GET on a dropped connection is
   disabled as in ``proxy.forward`` (``NO_HIDDEN_RETRIES``);
 * a failed handshake is ``UpstreamUnreachable`` (502, naming the venue's HTTP status when
-  it answered) or ``UpstreamTimeout`` (504), with the origin and failure class only;
+  it answered) or ``UpstreamTimeout`` (504), with the origin and failure class only; an
+  answered one is ``HandshakeRefused``, carrying the venue's status and headers so that the
+  gateway can give them to the rate gate's feedback (a 429 pauses the key, as on REST);
 * frames over ``max_frame_bytes`` are refused by aiohttp (it closes the venue side with
   1009), which ``receive`` reports as ``Closed(1009)``.
 """
@@ -31,10 +33,20 @@ from yarl import URL
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.forward import NO_HIDDEN_RETRIES, MaybeSent
+from proxy.signers.base import UpstreamReply
 from proxy.ws import frames
 from proxy.ws.frames import Closed, Frame
 
 _CLOSE_WAIT_S = 5.0  # how long to wait for the venue's close reply before dropping the socket
+
+
+class HandshakeRefused(UpstreamUnreachable):
+    """The venue answered the upgrade with an HTTP status; ``reply`` is its status and
+    headers (no body: the client library does not read it), for the rate gate's feedback."""
+
+    def __init__(self, message: str, reply: UpstreamReply) -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 class UpstreamGone(Exception):
@@ -135,7 +147,9 @@ class AiohttpConnector:
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=_CLOSE_WAIT_S),
                 )
         except aiohttp.WSServerHandshakeError as exc:
-            raise UpstreamUnreachable(f"{origin} refused the WebSocket upgrade (HTTP {exc.status})") from None
+            reply = UpstreamReply(exc.status, tuple((exc.headers or {}).items()), b"")
+            message = f"{origin} refused the WebSocket upgrade (HTTP {exc.status})"
+            raise HandshakeRefused(message, reply) from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(f"{origin} did not complete the WebSocket handshake in time") from None
         except MaybeSent as exc:
