@@ -159,6 +159,7 @@ def versions() -> dict[str, str]:
         "aiohttp",
         "httpx",
         "httpx-aiohttp",
+        "pyreqwest",
         "fastapi",
         "cryptography",
         "coincurve",

@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Literal
@@ -78,9 +79,28 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 
 def run_workers(config: str, settings: Settings, workers: int) -> int:
     """Start ``workers`` children of ``signing-proxy serve`` on one port; supervise them."""
-    holder = reuse_port_socket(settings.listen.host, settings.listen.port)  # port 0: chosen here
-    port = holder.getsockname()[1]
     admin = settings.admin.port
+
+    def child(index: int, port: int) -> tuple[list[str], dict[str, str]]:
+        env = {
+            f"{ENV_PREFIX}LISTEN__PORT": str(port),
+            f"{ENV_PREFIX}LISTEN__WORKERS": "1",
+            f"{ENV_PREFIX}ADMIN__PORT": str(admin + index if admin else 0),
+        }
+        return [sys.executable, "-m", "proxy", "serve", "--config", str(Path(config)), "--reuse-port"], env
+
+    return supervise(settings.listen.host, settings.listen.port, workers, child)
+
+
+ChildCommand = Callable[[int, int], tuple[list[str], dict[str, str]]]  # (index, port) -> argv, env
+
+
+def supervise(host: str, port: int, workers: int, child_command: ChildCommand) -> int:
+    """Hold ``host:port``, start ``workers`` children (each binds it with SO_REUSEPORT),
+    pass signals on, and stop the set when one exits on its own. The exit code: 0 after an
+    orderly stop of every worker, else 1."""
+    holder = reuse_port_socket(host, port)  # port 0: chosen here, then shared
+    port = holder.getsockname()[1]
     children: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -95,14 +115,8 @@ def run_workers(config: str, settings: Settings, workers: int) -> int:
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         for index in range(workers):
-            env = {
-                **os.environ,
-                f"{ENV_PREFIX}LISTEN__PORT": str(port),
-                f"{ENV_PREFIX}LISTEN__WORKERS": "1",
-                f"{ENV_PREFIX}ADMIN__PORT": str(admin + index if admin else 0),
-            }
-            argv = [sys.executable, "-m", "proxy", "serve", "--config", str(Path(config)), "--reuse-port"]
-            children.append(subprocess.Popen(argv, env=env))
+            argv, env = child_command(index, port)
+            children.append(subprocess.Popen(argv, env={**os.environ, **env}))
         print(f"signing-proxy: {workers} workers on port {port} (SO_REUSEPORT)", flush=True)
         while True:
             codes = [child.poll() for child in children]
