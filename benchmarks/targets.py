@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="the venue stand-in's origin")
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--gc-freeze", action="store_true", help="what-if: gc.freeze() once built")
+    parser.add_argument("--no-gc-freeze", action="store_true", help="what-if: skip serve's gc.freeze()")
     parser.add_argument("--redis", help="rate_limits backend redis at this URL (signing servers)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (proxy.workers)")
     parser.add_argument("--reuse-port", action="store_true", help="a worker: bind with SO_REUSEPORT")
@@ -174,8 +174,8 @@ def main() -> None:
         raise SystemExit(supervise("127.0.0.1", args.port, args.workers, lambda _i, _port: (argv, {})))
     logs.configure("INFO", stream=open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the process)
     app = build(args.server, args.upstream, args.workdir / str(os.getpid()), args.redis)
-    if args.gc_freeze:
-        gc.freeze()  # the proposal in benchmarks/README.md: old objects leave the collector's scans
+    if not args.no_gc_freeze:
+        gc.freeze()  # as proxy/serve.py does: long-lived objects leave the collector's scans
     sockets = [reuse_port_socket("127.0.0.1", args.port)] if args.reuse_port else None
     ProxyServer(data_plane_config(app, "127.0.0.1", args.port)).run(sockets=sockets)
 
