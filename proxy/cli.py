@@ -149,8 +149,10 @@ def _check(args: argparse.Namespace) -> int:
     from proxy.policy_loader import load_policies
     from proxy.ratelimit_gate import build_rate_limits
     from proxy.settings import load_settings
+    from proxy.workers import check_shared_state, resolve_workers
 
     settings = load_settings(args.config)
+    check_shared_state(settings, resolve_workers(settings.listen.workers))  # what serve would refuse
     venues = build_venues(settings)
     policies = load_policies(settings.policies, venues=venues)
     build_rate_limits(settings)  # venue profiles and overrides: errors name the file and field

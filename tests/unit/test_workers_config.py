@@ -51,3 +51,17 @@ def test_bad_worker_counts_are_refused(bad: object) -> None:
     with pytest.raises(ConfigError) as caught:
         _settings({"backend": "memory"}, bad)
     assert caught.value.field.startswith("listen.workers")
+
+
+def test_check_refuses_what_serve_would_refuse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from proxy.cli import main
+
+    (tmp_path / "policies").mkdir()
+    config = {"venues": VENUES, "policies": "policies", "listen": {"workers": 2}}
+    (tmp_path / "proxy.yaml").write_text(yaml.safe_dump(config))
+    assert main(["check", "--config", str(tmp_path / "proxy.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "rate_limits.backend" in err
+    assert "2 workers need backend: redis" in err
