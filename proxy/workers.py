@@ -19,7 +19,8 @@ What is shared between workers, and what is not (README "Several workers"):
   sum them). Simple and honest: no worker answers for another.
 
 The parent only holds the port (a bound, never listening socket: the kernel hands it no
-connection) and supervises: SIGTERM/SIGINT/SIGHUP are passed to every worker; if one worker
+connection) and supervises: SIGTERM/SIGINT/SIGHUP are passed to every worker (each in its own
+process group, and SIGTERMed should the parent die); if one worker
 exits on its own, the others are stopped and the parent exits 1, so the supervisor above
 (systemd, Kubernetes) restarts the whole set rather than running with fewer workers.
 """
@@ -38,6 +39,7 @@ from types import FrameType
 from typing import Literal
 
 from proxy.config_errors import ConfigError
+from proxy.devvault import die_with_parent
 from proxy.settings import ENV_PREFIX, Settings
 
 
@@ -116,7 +118,17 @@ def supervise(host: str, port: int, workers: int, child_command: ChildCommand) -
     try:
         for index in range(workers):
             argv, env = child_command(index, port)
-            children.append(subprocess.Popen(argv, env={**os.environ, **env}))
+            children.append(
+                subprocess.Popen(
+                    argv,
+                    env={**os.environ, **env},
+                    # Own process group: a terminal's Ctrl-C reaches the parent only, which passes
+                    # it on once (twice would make uvicorn skip the drain). SIGTERM if the parent
+                    # dies, even by SIGKILL: no orphaned worker keeps the port.
+                    process_group=0,
+                    preexec_fn=die_with_parent(),
+                )
+            )
         print(f"signing-proxy: {workers} workers on port {port} (SO_REUSEPORT)", flush=True)
         while True:
             codes = [child.poll() for child in children]
