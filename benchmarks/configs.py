@@ -151,6 +151,15 @@ CONFIGS: tuple[Config, ...] = (
         tags=frozenset({"transport"}),
     ),
     Config(
+        "pass-pyreqwest",
+        "pass-pyreqwest",
+        _proxied("coinex", COINEX_PATH, COINEX_ORDER),
+        "as passthrough, forwarding with pyreqwest (Rust reqwest/hyper): the measured alternative "
+        "to aiohttp (not the product's client: README 'Forwarding client')",
+        transport="pyreqwest",
+        tags=frozenset({"transport"}),
+    ),
+    Config(
         "pass-raw",
         "pass-raw",
         _proxied("coinex", COINEX_PATH, COINEX_ORDER),
@@ -191,6 +200,23 @@ CONFIGS: tuple[Config, ...] = (
         transport="Forwarder (aiohttp)",
         tags=frozenset({"signed"}),
     ),
+    Config(
+        "coinex-1w",
+        "signing-1w",
+        _proxied("coinex", COINEX_PATH, COINEX_ORDER),
+        "as coinex, limits in Redis (what --workers > 1 requires), one worker pinned to one core",
+        transport="Forwarder (aiohttp)",
+        tags=frozenset({"signed", "workers"}),
+    ),
+    Config(
+        "coinex-2w",
+        "signing-2w",
+        _proxied("coinex", COINEX_PATH, COINEX_ORDER),
+        "as coinex-1w with two workers (SO_REUSEPORT) on both cores, which the load generator "
+        "and venue stand-in share",
+        transport="Forwarder (aiohttp)",
+        tags=frozenset({"signed", "workers"}),
+    ),
 )
 
 BY_NAME = {config.name: config for config in CONFIGS}
@@ -214,7 +240,7 @@ SIGNED_SCHEMES = ("coinex", "invex", "evedex")
 HUGE_RATE = {"per_second": 1_000_000, "burst": 1_000_000}  # charged on every request, never refuses
 
 
-def rate_limit_settings() -> dict[str, Any]:
+def rate_limit_settings(redis_url: str | None = None) -> dict[str, Any]:
     """``rate_limits``: the shipped venue profiles stay on (every request is matched to its
     groups and charged, as in production) with every group's limit raised out of reach."""
     profiles = load_profiles(SHIPPED_PROFILES)
@@ -223,6 +249,8 @@ def rate_limit_settings() -> dict[str, Any]:
         for scheme in SIGNED_SCHEMES
         if scheme in profiles
     }
+    if redis_url:
+        return {"backend": "redis", "url": redis_url, "overrides": overrides}
     return {"backend": "memory", "overrides": overrides}
 
 

@@ -55,9 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG go")
     p.add_argument("--no-chart", action="store_true")
     p.add_argument(
-        "--gc-freeze",
+        "--no-gc-freeze",
         action="store_true",
-        help="what-if: Python servers call gc.freeze() once built (proposed in benchmarks/README.md)",
+        help="what-if: Python servers skip the gc.freeze() that `signing-proxy serve` does once built",
     )
     p.add_argument(
         "--quick",
@@ -159,6 +159,7 @@ def versions() -> dict[str, str]:
         "aiohttp",
         "httpx",
         "httpx-aiohttp",
+        "pyreqwest",
         "fastapi",
         "cryptography",
         "coincurve",
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="signing-proxy-bench-") as tmp:
         workdir = Path(tmp)
         servers = Servers(
-            workdir, cores, upstream_kind, nginx_path, ("--gc-freeze",) if args.gc_freeze else ()
+            workdir, cores, upstream_kind, nginx_path, ("--no-gc-freeze",) if args.no_gc_freeze else ()
         )
         try:
             servers.start({c.server for c in selected})
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "rate_duration_s": args.rate_duration,
         "loadgen_self_check": check,
         "versions": versions(),
-        "what_if": ["gc-freeze"] if args.gc_freeze else [],
+        "what_if": ["no-gc-freeze"] if args.no_gc_freeze else [],
     }
     summary = report.summarise(runs, [c.name for c in selected])
     verdicts = report.judge(summary)

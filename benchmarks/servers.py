@@ -13,7 +13,19 @@ from benchmarks import nginx, procs
 from benchmarks.procs import Cores, Process
 from proxy.devvault import free_port
 
-PYTHON_SERVERS = ("signing", "passthrough", "pass-httpx", "pass-httpx-aiohttp", "pass-raw", "fastapi-httpx")
+PYTHON_SERVERS = (  # benchmarks.targets.SERVERS (not imported: it loads the whole product)
+    "signing",
+    "signing-1w",
+    "signing-2w",
+    "passthrough",
+    "pass-httpx",
+    "pass-httpx-aiohttp",
+    "pass-raw",
+    "pass-pyreqwest",
+    "fastapi-httpx",
+)
+
+WORKERS = {"signing-1w": 1, "signing-2w": 2}  # the product on the Redis limiter, 1 and 2 processes
 
 
 class Servers:
@@ -41,6 +53,8 @@ class Servers:
     def start(self, servers: set[str]) -> None:
         """The stand-in first (the others need its port), then the rest side by side."""
         self._wait([self._start_upstream()])
+        if servers & set(WORKERS):
+            self._wait([self._start_redis()])
         waiting = []
         for server in sorted(servers - {"upstream"}):
             if server == "nginx":
@@ -73,6 +87,21 @@ class Servers:
             argv = procs.python("benchmarks.upstream", "--port", str(port))
         return self._launch("upstream", argv, self.cores.load, port)
 
+    def _start_redis(self) -> tuple[Process, int]:
+        port = free_port()
+        argv = [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        return self._launch("redis", argv, self.cores.load, port)
+
     def _start_nginx_proxy(self) -> tuple[Process, int]:
         assert self.nginx_path is not None
         port = free_port()
@@ -97,7 +126,17 @@ class Servers:
             str(workdir),
             *self.target_args,
         )
-        return self._launch(server, argv, self.cores.proxy, port)
+        core = self.cores.proxy
+        if server in WORKERS:
+            argv += [
+                "--redis",
+                f"redis://127.0.0.1:{self.ports['redis']}/0",
+                "--workers",
+                str(WORKERS[server]),
+            ]
+            if WORKERS[server] > 1:
+                core = None  # every core: what --workers is for (shared with the load generator)
+        return self._launch(server, argv, core, port)
 
     def cpu_seconds(self, server: str) -> float | None:
         """CPU time the server's processes have used so far (``procs.cpu_seconds``)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ import yaml
 from fastapi import FastAPI, Request, Response
 
 from benchmarks import configs
-from benchmarks.transports import HttpxForwarder, RawForwarder
+from benchmarks.transports import HttpxForwarder, PyreqwestForwarder, RawForwarder
 from proxy import logs
 from proxy.app import create_app
 from proxy.clock import SystemClock
@@ -45,8 +46,19 @@ from proxy.server import ProxyServer
 from proxy.settings import build_settings
 from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.sim.credentials import demo_credentials
+from proxy.workers import reuse_port_socket, supervise
 
-SERVERS = ("signing", "passthrough", "pass-httpx", "pass-httpx-aiohttp", "pass-raw", "fastapi-httpx")
+# signing-1w / signing-2w: the product with the Redis limiter, one and two worker processes.
+SIGNING_SERVERS = ("signing", "signing-1w", "signing-2w")
+SERVERS = (
+    *SIGNING_SERVERS,
+    "passthrough",
+    "pass-httpx",
+    "pass-httpx-aiohttp",
+    "pass-raw",
+    "pass-pyreqwest",
+    "fastapi-httpx",
+)
 MAX_BODY = 1_048_576
 
 
@@ -69,9 +81,11 @@ class PassThroughPipeline(Pipeline):
 
 
 def passthrough_app(upstream: str, transport: str) -> ProxyApp:
-    forwarder: Forwarder | HttpxForwarder | RawForwarder
+    forwarder: Forwarder | HttpxForwarder | RawForwarder | PyreqwestForwarder
     if transport == "aiohttp":
         forwarder = Forwarder()
+    elif transport == "pyreqwest":
+        forwarder = PyreqwestForwarder()
     elif transport == "raw":
         forwarder = RawForwarder()
     else:
@@ -81,14 +95,15 @@ def passthrough_app(upstream: str, transport: str) -> ProxyApp:
     return ProxyApp(pipeline, MAX_BODY, startup=forwarder.start, shutdown=forwarder.close, metrics=Metrics())
 
 
-def signing_app(upstream: str, workdir: Path) -> ProxyApp:
-    """The product as ``signing-proxy serve`` builds it, credentials in memory instead of Vault."""
+def signing_app(upstream: str, workdir: Path, redis_url: str | None = None) -> ProxyApp:
+    """The product as ``signing-proxy serve`` builds it, credentials in memory instead of Vault;
+    with ``redis_url`` the limits live in Redis (what ``--workers`` > 1 requires)."""
     (workdir / "policies").mkdir(parents=True, exist_ok=True)
     (workdir / "policies" / "bench.yaml").write_text(yaml.safe_dump(configs.policy(), sort_keys=False))
     raw = {
         "policies": "policies",
         "venues": configs.venue_settings(upstream),
-        "rate_limits": configs.rate_limit_settings(),
+        "rate_limits": configs.rate_limit_settings(redis_url),
     }
     settings = build_settings(raw, workdir / "bench.yaml", environ={})
     store = MemoryStore(
@@ -128,9 +143,9 @@ def fastapi_httpx_app(upstream: str) -> FastAPI:
     return app
 
 
-def build(server: str, upstream: str, workdir: Path) -> Any:
-    if server == "signing":
-        return signing_app(upstream, workdir)
+def build(server: str, upstream: str, workdir: Path, redis_url: str | None = None) -> Any:
+    if server in SIGNING_SERVERS:
+        return signing_app(upstream, workdir, redis_url)
     if server == "fastapi-httpx":
         return fastapi_httpx_app(upstream)
     transport = {
@@ -138,6 +153,7 @@ def build(server: str, upstream: str, workdir: Path) -> Any:
         "pass-httpx": "httpx",
         "pass-httpx-aiohttp": "httpx-aiohttp",
         "pass-raw": "raw",
+        "pass-pyreqwest": "pyreqwest",
     }
     return passthrough_app(upstream, transport[server])
 
@@ -148,13 +164,20 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="the venue stand-in's origin")
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--gc-freeze", action="store_true", help="what-if: gc.freeze() once built")
+    parser.add_argument("--no-gc-freeze", action="store_true", help="what-if: skip serve's gc.freeze()")
+    parser.add_argument("--redis", help="rate_limits backend redis at this URL (signing servers)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (proxy.workers)")
+    parser.add_argument("--reuse-port", action="store_true", help="a worker: bind with SO_REUSEPORT")
     args = parser.parse_args()
+    if args.workers > 1:
+        argv = [sys.executable, "-m", "benchmarks.targets", *sys.argv[1:], "--workers", "1", "--reuse-port"]
+        raise SystemExit(supervise("127.0.0.1", args.port, args.workers, lambda _i, _port: (argv, {})))
     logs.configure("INFO", stream=open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the process)
-    app = build(args.server, args.upstream, args.workdir)
-    if args.gc_freeze:
-        gc.freeze()  # the proposal in benchmarks/README.md: old objects leave the collector's scans
-    ProxyServer(data_plane_config(app, "127.0.0.1", args.port)).run()
+    app = build(args.server, args.upstream, args.workdir / str(os.getpid()), args.redis)
+    if not args.no_gc_freeze:
+        gc.freeze()  # as proxy/serve.py does: long-lived objects leave the collector's scans
+    sockets = [reuse_port_socket("127.0.0.1", args.port)] if args.reuse_port else None
+    ProxyServer(data_plane_config(app, "127.0.0.1", args.port)).run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,13 @@ def _parser(redact: bool = False) -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the proxy")
     serve.add_argument("--config", default=config_default, help="config YAML (default %(default)s)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="data-plane processes: N or auto (= usable cores); default listen.workers (1). "
+        "More than 1 needs rate_limits.backend: redis",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker's own flag
     serve.set_defaults(func=_serve)
 
     check = sub.add_parser("check", help="validate config and policies")
@@ -107,12 +114,33 @@ def _serve(args: argparse.Namespace) -> int:
     from proxy.app import create_app
     from proxy.serve import serve
     from proxy.settings import load_settings
+    from proxy.workers import check_shared_state, resolve_workers, reuse_port_socket, run_workers
 
     settings = load_settings(args.config)
+    workers = resolve_workers(args.workers if args.workers is not None else settings.listen.workers)
+    check_shared_state(settings, workers)  # before anything starts: a limit is never multiplied
+    if workers > 1:
+        return run_workers(args.config, settings, workers)
     logs.configure(settings.log_level)
     app = create_app(settings)
-    asyncio.run(serve(settings, app))
+    sockets = None
+    if args.reuse_port:  # one of run_workers' children: the parent holds the port
+        sock = reuse_port_socket(settings.listen.host, settings.listen.port)
+        sockets = [sock]
+    asyncio.run(serve(settings, app, sockets=sockets))
     return 0
+
+
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a positive integer or auto") from None
+    if not 1 <= count <= 256:
+        raise argparse.ArgumentTypeError("must be between 1 and 256, or auto")
+    return count
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -121,8 +149,10 @@ def _check(args: argparse.Namespace) -> int:
     from proxy.policy_loader import load_policies
     from proxy.ratelimit_gate import build_rate_limits
     from proxy.settings import load_settings
+    from proxy.workers import check_shared_state, resolve_workers
 
     settings = load_settings(args.config)
+    check_shared_state(settings, resolve_workers(settings.listen.workers))  # what serve would refuse
     venues = build_venues(settings)
     policies = load_policies(settings.policies, venues=venues)
     build_rate_limits(settings)  # venue profiles and overrides: errors name the file and field

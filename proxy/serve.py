@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import socket
 
 import uvicorn
 
@@ -43,7 +44,8 @@ def data_plane_config(
     )
 
 
-async def serve(settings: Settings, app: ProxyApp) -> None:
+async def serve(settings: Settings, app: ProxyApp, sockets: list[socket.socket] | None = None) -> None:
+    """``sockets``: bound sockets to listen on (a ``--workers`` child's SO_REUSEPORT one)."""
     config = data_plane_config(
         app,
         settings.listen.host,
@@ -78,7 +80,7 @@ async def serve(settings: Settings, app: ProxyApp) -> None:
     # pause, the p99 at 16 connections; 11-12 ms with it).
     gc.freeze()
     try:
-        await main.serve()
+        await main.serve(sockets=sockets)
     finally:
         announce.cancel()
         admin.should_exit = True

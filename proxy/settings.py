@@ -59,6 +59,9 @@ class Listen(_Strict):
     header_timeout_s: float = Field(default=10, gt=0, le=300)  # the request head, from its first byte
     body_timeout_s: float = Field(default=30, gt=0, le=600)  # the whole body, from the end of the head
     max_connections: int = Field(default=1024, ge=1, le=1_000_000)  # more are closed on accept
+    # Data-plane processes (proxy.workers): 1 for the sidecar; "auto" = the cores this process
+    # may run on. More than 1 needs rate_limits.backend: redis (limits are never multiplied).
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
 
 
 class AdminListen(_Strict):

@@ -79,3 +79,35 @@ def test_ratios_and_added_latency_are_paired_per_repeat_then_medians() -> None:
     assert verdicts["vs_passthrough"] == "PASS"
     assert verdicts["vs_nginx"] == "n/a"
     assert verdicts["added_p50_ms"] == "PASS"
+
+
+def test_profile_summary_attributes_each_sample_to_the_innermost_known_component(tmp_path: Path) -> None:
+    from benchmarks import profile
+
+    raw = tmp_path / "p.raw"
+    raw.write_text(
+        "run (asyncio/runners.py:1);ProxyApp._http (proxy/edge.py:9);_log_request (proxy/edge.py:244);"
+        "JSONEncoder.encode (json/encoder.py:1) 3\n"
+        "Pipeline.handle (proxy/pipeline.py:1);CoinExSigner.sign (proxy/signers/coinex.py:1);"
+        "new (hmac.py:1) 2\n"
+        "Runner.run (asyncio/runners.py:118) 5\n"
+        "mystery (elsewhere.py:1) 1\n"
+    )
+    counts, total = profile.summarise(raw)
+    assert total == 11
+    assert counts == {"access log": 3, "signing": 2, "event loop, socket I/O": 5, "other": 1}
+    text = profile.table(counts, total, 110.0)
+    assert "access log" in text and "30" in text  # 3/11 of 110 µs
+
+
+def test_two_workers_are_judged_against_one_worker_in_the_same_repeat() -> None:
+    runs = [
+        _run(0, "coinex-1w", 1000, 1, 2),
+        _run(0, "coinex-2w", 1800, 1, 2),
+        _run(1, "coinex-1w", 2000, 1, 2),
+        _run(1, "coinex-2w", 3000, 1, 2),
+    ]
+    summary = report.summarise(runs, ["coinex-1w", "coinex-2w"])
+    assert summary["coinex-2w"]["vs_1w"] == 1.65  # median of 1.8 and 1.5, paired per repeat
+    verdicts = {v["metric"]: v["verdict"] for v in report.judge(summary)}
+    assert verdicts["vs_1w"] == "MISS"
