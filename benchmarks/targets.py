@@ -37,8 +37,8 @@ from proxy.forward import Forwarder, Upstream
 from proxy.hygiene import ALWAYS_DROPPED, HOP_BY_HOP, HeaderPolicy
 from proxy.metrics import Metrics
 from proxy.pipeline import Audit, Incoming, Pipeline, ReadBody
-from proxy.policy import PolicySet
-from proxy.ratelimit import MemoryLimiter
+from proxy.policy.rules import PolicySet
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.routing import parse_route
 from proxy.serve import data_plane_config
 from proxy.server import ProxyServer

@@ -29,10 +29,10 @@ from proxy.forward import Forwarder
 from proxy.hygiene import HeaderPolicy
 from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline, Venue
-from proxy.policy import PolicySet
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import LimiterCollector, build_limiter
-from proxy.ratelimit_gate import RateGate, build_rate_limits
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import PolicySet
+from proxy.ratelimit.gate import RateGate, build_rate_limits
+from proxy.ratelimit.limiter import LimiterCollector, build_limiter
 from proxy.readiness import Health
 from proxy.settings import Settings, validate_scheme_options
 from proxy.signers import SIGNERS, owned_headers
@@ -246,13 +246,13 @@ def _client_waits(settings: Settings, policies: PolicySet) -> dict[str, int]:
 def _share_sessions(
     settings: Settings, venues: dict[str, Venue], store: CredentialStore, clock: Clock, metrics: Metrics
 ) -> Redis | None:
-    """EVEDEX logins shared by the replicas (``proxy.sessions_redis``); the client to close."""
+    """EVEDEX logins shared by the replicas (``proxy.credentials.sessions_redis``); the client to close."""
     config = settings.rate_limits
     enabled = config.backend == "redis" if config.shared_sessions is None else config.shared_sessions
     if not enabled or config.url is None:
         return None
-    from proxy.ratelimit_redis import make_client  # redis is imported only when configured
-    from proxy.sessions_redis import share_sessions
+    from proxy.credentials.sessions_redis import share_sessions
+    from proxy.ratelimit.redis import make_client  # redis is imported only when configured
 
     assert config.key_prefix is not None  # load_settings fills the default (default_key_prefix)
     url, timeout_s = config.url, config.timeout_s

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser(redact: bool = False) -> argparse.ArgumentParser:
-    from proxy.keys import RedactingParser, add_keys_parser
+    from proxy.keys.cli import RedactingParser, add_keys_parser
 
     parser_class = RedactingParser if redact else argparse.ArgumentParser
     parser = parser_class(prog="signing-proxy", description=__doc__)
@@ -117,9 +117,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from proxy.app import build_venues
-    from proxy.policy_cases import report_mode_notes
-    from proxy.policy_loader import load_policies
-    from proxy.ratelimit_gate import build_rate_limits
+    from proxy.policy.cases import report_mode_notes
+    from proxy.policy.loader import load_policies
+    from proxy.ratelimit.gate import build_rate_limits
     from proxy.settings import load_settings
 
     settings = load_settings(args.config)
@@ -168,7 +168,7 @@ async def _check_vault(settings: Settings, venues: dict[str, Venue]) -> int:
 def _policy_test(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from proxy.policy_cases import load_cases, load_world, print_results, run_cases
+    from proxy.policy.cases import load_cases, load_world, print_results, run_cases
 
     cases = load_cases(args.cases)
     policies = args.policies
@@ -179,7 +179,7 @@ def _policy_test(args: argparse.Namespace) -> int:
 
 
 def _policy_explain(args: argparse.Namespace) -> int:
-    from proxy.policy_cases import evaluate, load_world, print_explanation
+    from proxy.policy.cases import evaluate, load_world, print_explanation
 
     world = load_world(args.config or _default_config(), args.policies)
     client = world.client(args.client, args.policies or args.config or _default_config(), "--client")
@@ -201,7 +201,7 @@ def _default_config() -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from proxy.demo import run_demo
+    from proxy.dev.demo import run_demo
 
     return run_demo(keep_running=args.keep_running, transit=args.transit)
 

@@ -33,10 +33,10 @@ from proxy.errors import (
 from proxy.forward import Upstream
 from proxy.hygiene import HeaderPolicy, refuse_method_override
 from proxy.identity import identify
-from proxy.policy import Client, PolicySet, RateSpec, decide, decide_request_fields
-from proxy.ratelimit import Limiter
-from proxy.ratelimit_gate import Charge, RateGate
-from proxy.request_fields import joined_header
+from proxy.policy.request_fields import joined_header
+from proxy.policy.rules import Client, PolicySet, RateSpec, decide, decide_request_fields
+from proxy.ratelimit.gate import Charge, RateGate
+from proxy.ratelimit.limiter import Limiter
 from proxy.routing import Route, parse_route
 from proxy.signers.base import OutgoingRequest, SignContext, Signer, UpstreamReply, header_value
 from proxy.signers.keyops import KeyOperator

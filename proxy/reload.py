@@ -29,9 +29,9 @@ from pathlib import Path
 from proxy.app import build_venues
 from proxy.config_errors import ConfigError
 from proxy.pipeline import Pipeline, Venue
-from proxy.policy import PolicySet
-from proxy.policy_loader import load_policies
-from proxy.ratelimit_gate import RateLimits, build_rate_limits
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import PolicySet
+from proxy.ratelimit.gate import RateLimits, build_rate_limits
 from proxy.settings import Settings, load_settings
 from proxy.signers.base import SessionEvents
 

@@ -11,12 +11,12 @@ HTTP client might resolve differently from us gets ``bad_request``:
   backslash;
 * anything that is not printable ASCII (control bytes, raw non-ASCII);
 * an absolute-form request target (``GET http://host/path``), flagged by ``proxy.server``;
-* a spelling a venue's server may route as another path (``proxy.path_spelling``): a
+* a spelling a venue's server may route as another path (``proxy.policy.path_spelling``): a
   percent-encoded unreserved character (``%64`` for ``d``), an encoded space, control or
   non-ASCII byte, ``;`` or ``+`` (raw or encoded), a ``#``, a malformed ``%``; and in the
   query a raw ``;``, a ``#`` or a malformed ``%``.
 
-What is left has one canonical spelling (``proxy.path_spelling.canonical_path``), on which
+What is left has one canonical spelling (``proxy.policy.path_spelling.canonical_path``), on which
 deny rules and rate-limit groups decide.
 
 Routing only splits; whether the venue and account exist is ``resolve``'s job.
@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 
 from proxy.errors import BadRequest, UnknownRoute
-from proxy.path_spelling import path_ambiguity, query_ambiguity
+from proxy.policy.path_spelling import path_ambiguity, query_ambiguity
 
 # Percent-encodings that decode to '.', '/', '\' (and '%', which hides the others).
 _DANGEROUS_ESCAPE = re.compile(rb"%(2e|2f|5c|25)", re.IGNORECASE)

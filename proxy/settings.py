@@ -135,7 +135,7 @@ class VenueRateLimits(_Strict):
 
 
 class RateLimitSettings(_Strict):
-    """``rate_limits:``; see ``docs/rate-limits.md`` and ``proxy.ratelimit_profiles``."""
+    """``rate_limits:``; see ``docs/rate-limits.md`` and ``proxy.ratelimit.profiles``."""
 
     backend: Literal["memory", "redis"] = "memory"
     url: str | None = Field(default=None, repr=False)  # redis://host:port/db (no password: password_file)

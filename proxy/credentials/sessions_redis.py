@@ -57,8 +57,8 @@ from redis.exceptions import RedisError
 from proxy.clock import Clock
 from proxy.credentials.base import CredentialStore
 from proxy.errors import CredentialsUnavailable
-from proxy.signers.evedex import LocalSessions
-from proxy.signers.evedex_session import Tokens
+from proxy.signers.evedex.session import Tokens
+from proxy.signers.evedex.signer import LocalSessions
 
 log = logging.getLogger("signing_proxy.sessions")
 

@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 
 from proxy import logs
-from proxy.ccxt_snippet import ccxt_snippet
-from proxy.demo_streams import stream_rows
-from proxy.demo_transit import transit_rows
+from proxy.dev.ccxt_snippet import ccxt_snippet
+from proxy.dev.demo_streams import stream_rows
+from proxy.dev.demo_transit import transit_rows
+from proxy.dev.stack import LocalStack
 from proxy.sim.samples import ORDERS, READS
-from proxy.stack import LocalStack
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ async def _demo(keep_running: bool, transit: str | None = None) -> int:
         return 2
     # SIGTERM, SIGINT and SIGHUP cancel the demo, so that LocalStack.stop runs: bao stops
     # and the directory with the root-token file is removed (bao also dies with us on
-    # SIGKILL: proxy.devvault.die_with_parent). Installed before anything is started.
+    # SIGKILL: proxy.dev.devvault.die_with_parent). Installed before anything is started.
     main = asyncio.current_task()
     assert main is not None
     loop = asyncio.get_running_loop()

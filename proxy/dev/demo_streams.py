@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from eth_account import Account
 
-from proxy.stack import LocalStack
+from proxy.dev.stack import LocalStack
 
 Row = tuple[str, str, bool, str, int]
 _EVENT_WAIT_S = 10.0

@@ -12,9 +12,9 @@ import asyncio
 
 import hvac.exceptions
 
+from proxy.dev.stack import LocalStack
 from proxy.signers import SIGNERS
 from proxy.signing_modes import default_transit_key
-from proxy.stack import LocalStack
 
 Row = tuple[str, str, bool, str, int]
 

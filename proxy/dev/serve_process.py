@@ -11,7 +11,7 @@ from types import TracebackType
 
 import httpx
 
-from proxy.devvault import free_port
+from proxy.dev.devvault import free_port
 
 
 class ServeProcess:

@@ -20,7 +20,7 @@ import yaml
 
 from proxy.admin import create_admin_app
 from proxy.app import create_app
-from proxy.devvault import DevVault, free_port
+from proxy.dev.devvault import DevVault, free_port
 from proxy.edge import ProxyApp
 from proxy.identity import token_sha256
 from proxy.serve import client_limits, data_plane_config
@@ -153,7 +153,7 @@ class LocalStack:
         if scheme not in self.transit:
             self.vault.put_secret(f"signing-proxy/{scheme}/{self.account}", fields)
             return
-        from proxy.keys_ops import Account, KeyVault, put_transit
+        from proxy.keys.provisioning import Account, KeyVault, put_transit
 
         key = default_transit_key(scheme, self.account)
         account = Account(scheme, self.account, SIGNERS[scheme](), key)

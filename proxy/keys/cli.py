@@ -10,7 +10,7 @@ Every scalar is read as a string (YAML's ``0x1F`` or ``1e3`` stay as written), a
 error message quotes the input. Parsers of this group never echo argument values either:
 a secret pasted after ``--account`` by mistake is not printed back. Vault access: the
 token in ``VAULT_TOKEN`` (the security team's), else the proxy config's ``vault.auth``.
-What each command does to Vault is in ``proxy.keys_ops`` and ``docs/transit.md``.
+What each command does to Vault is in ``proxy.keys.provisioning`` and ``docs/transit.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import yaml
 
 if TYPE_CHECKING:  # heavy imports happen when a command runs, not when the CLI builds its parser
-    from proxy.keys_ops import Account, KeyVault
+    from proxy.keys.provisioning import Account, KeyVault
     from proxy.settings import Settings
 
 _KEY_VALUE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -147,7 +147,7 @@ def read_fields(file: str | None, prompt: Sequence[str], stdin: Any = None) -> d
 
 
 def _put(args: argparse.Namespace) -> int:
-    from proxy.keys_ops import put_kv, put_transit
+    from proxy.keys.provisioning import put_kv, put_transit
     from proxy.signing_modes import default_transit_key
 
     _, vault, account = _open(args)
@@ -160,14 +160,14 @@ def _put(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    from proxy.keys_ops import rotate
+    from proxy.keys.provisioning import rotate
 
     _, vault, account = _open(args)
     return _report(lambda: rotate(vault, account, _fields(args, account, transit=bool(account.transit_key))))
 
 
 def _retire(args: argparse.Namespace) -> int:
-    from proxy.keys_ops import retire
+    from proxy.keys.provisioning import retire
 
     settings, vault, account = _open(args)
     hold_s = settings.vault.cache_ttl_s + settings.vault.stale_grace_s  # how long a replica may cache the pin
@@ -175,7 +175,7 @@ def _retire(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from proxy.keys_ops import check
+    from proxy.keys.provisioning import check
 
     settings = _settings(args)
     vault = _vault(settings)
@@ -215,7 +215,7 @@ def _guard(run: Callable[[], list[str]], fail: bool = False) -> list[str]:
 
     from proxy.cli_errors import CliFailure
     from proxy.credentials.transit_admin import vault_reason
-    from proxy.keys_ops import KeysError
+    from proxy.keys.provisioning import KeysError
 
     try:
         return run()
@@ -255,7 +255,7 @@ def _open(args: argparse.Namespace) -> tuple[Settings, KeyVault, Account]:
 
 def _accounts(settings: Settings) -> dict[tuple[str, str], Account]:
     from proxy.app import build_venues
-    from proxy.keys_ops import Account
+    from proxy.keys.provisioning import Account
 
     accounts = {}
     for name, venue in build_venues(settings).items():
@@ -269,7 +269,7 @@ def _vault(settings: Settings) -> KeyVault:
     from proxy.cli_errors import login_failure, verify_token
     from proxy.config_errors import ConfigError
     from proxy.credentials.vault import make_client
-    from proxy.keys_ops import KeyVault
+    from proxy.keys.provisioning import KeyVault
 
     vault = settings.vault
     if not vault.url:

@@ -42,10 +42,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from proxy.config_errors import ConfigError, from_validation_error
 from proxy.errors import ProxyError
 from proxy.hygiene import refuse_method_override
-from proxy.order_fields import load_order_fields
-from proxy.policy import Client, Decision, PolicySet, decide_request
-from proxy.policy_loader import METHODS, load_policies
-from proxy.request_fields import joined_header
+from proxy.policy.loader import METHODS, load_policies
+from proxy.policy.order_fields import load_order_fields
+from proxy.policy.request_fields import joined_header
+from proxy.policy.rules import Client, Decision, PolicySet, decide_request
 from proxy.routing import parse_route
 
 Outcome = Literal["allow", "deny", "report"]

@@ -7,13 +7,13 @@ value that cannot be checked -- missing, not a number, ambiguous, an unparseable
 is a refusal with a reason (``FieldProblem``), never an exception that escapes; a request
 two parsers could read differently raises ``Ambiguous`` (a 400 in every mode).
 
-Where a field is looked up is where the venue reads it (``proxy.request_fields``): per
+Where a field is looked up is where the venue reads it (``proxy.policy.request_fields``): per
 scheme and method the JSON body or the query (``placement`` in ``order_fields.yaml``), each
 order of a declared batch, and path segments the venue reads as fields (EVEDEX
 ``{instrument}``). Amounts the venue rounds before signing are checked rounded.
 
 The notional cap needs the venue's names for quantity and price on the endpoint. They are
-data (``proxy/order_fields.yaml``, loaded by ``proxy.policy_loader``), looked up by the
+data (``proxy/policy/order_fields.yaml``, loaded by ``proxy.policy.loader``), looked up by the
 venue's *scheme*, so a rule says ``notional: {max: "50000"}`` without knowing them.
 """
 
@@ -33,7 +33,7 @@ from decimal import (
 )
 from typing import Any
 
-from proxy.request_fields import (
+from proxy.policy.request_fields import (
     Ambiguous,
     FieldProblem,
     Placement,
@@ -313,7 +313,7 @@ class Constraints:
             return self.table
         if self.notional is not None:
             return self.notional.table
-        from proxy.order_fields import load_order_fields  # it imports this module
+        from proxy.policy.order_fields import load_order_fields  # it imports this module
 
         return load_order_fields()
 

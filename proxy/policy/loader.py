@@ -5,8 +5,8 @@ file stops startup with a ``ConfigError`` naming the file and the field. Files a
 in name order; client names and token hashes must be unique across the directory.
 
 Field constraints (``fields``, ``notional``) and ``mode`` are compiled here, once, into
-``proxy.policy_fields`` objects; the venues' order field names for ``notional`` come from
-``proxy.order_fields``.
+``proxy.policy.fields`` objects; the venues' order field names for ``notional`` come from
+``proxy.policy.order_fields``.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from pydantic import (
 )
 
 from proxy.config_errors import ConfigError, from_validation_error
-from proxy.example_tokens import example_token
-from proxy.order_fields import FieldName, load_order_fields
-from proxy.path_spelling import compile_path_glob, path_ambiguity
-from proxy.policy import Client, PolicySet, RateSpec, Rule, compile_glob
-from proxy.policy_fields import Bounds, Constraints, FieldRange, Notional, OneOf
+from proxy.policy.example_tokens import example_token
+from proxy.policy.fields import Bounds, Constraints, FieldRange, Notional, OneOf
+from proxy.policy.order_fields import FieldName, load_order_fields
+from proxy.policy.path_spelling import compile_path_glob, path_ambiguity
+from proxy.policy.rules import Client, PolicySet, RateSpec, Rule, compile_glob
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -161,7 +161,7 @@ def load_policies(
 ) -> PolicySet:
     """Read every ``*.yaml``/``*.yml`` in ``directory`` into one compiled ``PolicySet``.
 
-    A token hash printed in the repo's examples is refused (``proxy.example_tokens``) unless
+    A token hash printed in the repo's examples is refused (``proxy.policy.example_tokens``) unless
     ``allow_example_tokens``: only the demo and the offline policy tools pass it.
     """
     root = Path(directory)

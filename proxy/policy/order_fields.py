@@ -1,4 +1,4 @@
-"""The venues' order field names, shipped as data: ``proxy/order_fields.yaml``.
+"""The venues' order field names, shipped as data: ``proxy/policy/order_fields.yaml``.
 
 A policy rule says ``notional: {max: "50000"}``; which body fields hold the quantity and
 the price differs per venue (CoinEx ``amount``/``price``, EVEDEX ``quantity``/``limitPrice``),
@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from proxy.config_errors import ConfigError, from_validation_error
-from proxy.policy_fields import Endpoint, OrderFields, Rounding
+from proxy.policy.fields import Endpoint, OrderFields, Rounding
 from proxy.shipped import ORDER_FIELDS
 
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]

@@ -19,7 +19,7 @@ those servers':
   ``/v2/assets/withdraw/`` are both ``/v2/assets/withdraw/``.
 
 Deny rules and rate-limit groups match the canonical spelling (case- and trailing-slash-
-insensitive); allow rules must *also* match the spelling as sent (``proxy.policy``).
+insensitive); allow rules must *also* match the spelling as sent (``proxy.policy.rules``).
 Everything here is precompiled; a path without ``%`` costs one ``lower()``.
 """
 

@@ -4,7 +4,7 @@ The policy decides on the venue's reading of the exact bytes forwarded (``docs/p
 "Where fields are read"). This module reads the query and the body once, strictly, and hands
 out the orders a venue would act on:
 
-* **Where**: ``proxy/order_fields.yaml`` says, per scheme and method, whether the venue reads
+* **Where**: ``proxy/policy/order_fields.yaml`` says, per scheme and method, whether the venue reads
   order fields from the JSON body or the query string, and which path segments are fields
   (EVEDEX ``{instrument}``). A constrained field anywhere else is refused.
 * **Ambiguous** (``Ambiguous``, a 400 in every mode): JSON keys equal after Unicode case

@@ -8,7 +8,7 @@ Globs (DESIGN.md): ``*`` matches within one path segment, ``**`` across segments
 and account patterns use the same ``*``. Rules are compiled to regular expressions once,
 at load.
 
-Paths (``docs/policies.md``, "Paths"; ``proxy.path_spelling``): deny rules match the
+Paths (``docs/policies.md``, "Paths"; ``proxy.policy.path_spelling``): deny rules match the
 path's canonical spelling (escapes decoded, any letter case, with or without a trailing
 slash), so no spelling a venue routes to a denied endpoint escapes them. Allow rules are
 chosen on the canonical spelling too, and then must match the spelling as sent: a request
@@ -16,7 +16,7 @@ whose path is another spelling of the first allow rule it meets is denied, never
 to a later, broader rule.
 
 Trading-aware rules (``docs/policies.md``): an allow rule may also constrain request fields
-(``proxy.policy_fields``). Deciding takes two steps so that the body is read only when it
+(``proxy.policy.fields``). Deciding takes two steps so that the body is read only when it
 matters: ``decide`` looks at the path alone and either settles the request or returns a
 ``Decision`` with ``pending`` set; ``decide_fields`` finishes it with the request's fields.
 The first allow rule whose path matches *and* whose constraints pass allows.
@@ -32,8 +32,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from proxy.path_spelling import PathGlob, canonical_path, glob_regex
-from proxy.policy_fields import Ambiguous, Constraints, RequestFields, parse_request_fields
+from proxy.policy.fields import Ambiguous, Constraints, RequestFields, parse_request_fields
+from proxy.policy.path_spelling import PathGlob, canonical_path, glob_regex
 
 
 def compile_glob(pattern: str) -> re.Pattern[str]:
@@ -54,7 +54,7 @@ class Rule:
     venues: tuple[re.Pattern[str], ...]
     accounts: tuple[re.Pattern[str], ...]
     methods: frozenset[str] | None  # None: any method
-    paths: tuple[PathGlob, ...]  # proxy.path_spelling.compile_path_glob
+    paths: tuple[PathGlob, ...]  # proxy.policy.path_spelling.compile_path_glob
     summary: str
     report: bool = False  # effective mode: the rule's own, else its client's
     constraints: Constraints | None = None  # allow rules only; None: the path decides

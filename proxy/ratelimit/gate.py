@@ -1,11 +1,11 @@
 """What one request is charged, and the gate the pipeline charges it through.
 
 ``build_rate_limits`` resolves every configured venue's profile
-(``proxy.ratelimit_profiles``) with the operator's ``rate_limits.overrides`` into
+(``proxy.ratelimit.profiles``) with the operator's ``rate_limits.overrides`` into
 ``VenueLimits``: for an upstream request, the buckets of every group it matches (its cost
 counted from the body where the profile says so) and where a "slow down" from the venue
 goes. ``RateGate`` charges those buckets, and the client's and the policy file's, through
-the ``Limiter`` backend (``proxy.ratelimit``), queueing a client up to its ``max_wait_ms``.
+the ``Limiter`` backend (``proxy.ratelimit.limiter``), queueing a client up to its ``max_wait_ms``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any
 
 from proxy.config_errors import ConfigError
 from proxy.errors import RateLimited, RateLimitUnavailable
-from proxy.path_spelling import canonical_path
-from proxy.policy import PolicySet, RateSpec
-from proxy.ratelimit import Bucket, Limiter
-from proxy.ratelimit_profiles import PROFILE_DIR, SHIPPED_PROFILES, Feedback, Group, Profile, load_profiles
+from proxy.policy.path_spelling import canonical_path
+from proxy.policy.rules import PolicySet, RateSpec
+from proxy.ratelimit.limiter import Bucket, Limiter
+from proxy.ratelimit.profiles import PROFILE_DIR, SHIPPED_PROFILES, Feedback, Group, Profile, load_profiles
 from proxy.settings import GroupOverride, RateLimitSettings, Settings
 from proxy.signers.base import OutgoingRequest, UpstreamReply
 

@@ -3,7 +3,7 @@ charges them.
 
 A request passes several limits (``Bucket``): its client's bucket (fairness between
 services), the account's policy-file bucket, and the venue profile's groups for the
-account key and for the venue's IP-wide limits (``proxy.ratelimit_profiles``). It takes
+account key and for the venue's IP-wide limits (``proxy.ratelimit.profiles``). It takes
 from all of them or from none, so a refusal by one bucket does not cost the others.
 Two kinds of limit:
 
@@ -17,9 +17,9 @@ A *cooldown* pauses a key after the venue said "slow down" (HTTP 429, CoinEx 421
 every request for it is refused without reaching the venue until it ends.
 
 ``Limiter`` is the backend interface: ``MemoryLimiter`` (one process, below) and
-``proxy.ratelimit_redis.RedisLimiter`` (shared by every replica, time from the Redis
+``proxy.ratelimit.redis.RedisLimiter`` (shared by every replica, time from the Redis
 server). What a request is charged, and the ``RateGate`` the pipeline charges it
-through, are in ``proxy.ratelimit_gate``; the venue profiles in ``proxy.ratelimit_profiles``.
+through, are in ``proxy.ratelimit.gate``; the venue profiles in ``proxy.ratelimit.profiles``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from prometheus_client.core import CounterMetricFamily
 
 from proxy.clock import Clock
-from proxy.policy import RateSpec
+from proxy.policy.rules import RateSpec
 from proxy.settings import RateLimitSettings
 
 __all__ = ["Bucket", "Limiter", "LimiterStats", "MemoryLimiter", "RateSpec", "Refusal", "Window"]
@@ -256,7 +256,7 @@ def build_limiter(config: RateLimitSettings, clock: Clock) -> Limiter:
     """The configured backend (``rate_limits.backend``); nothing connects until first use."""
     if config.backend == "memory":
         return MemoryLimiter(clock)
-    from proxy.ratelimit_redis import RedisLimiter  # redis is imported only when configured
+    from proxy.ratelimit.redis import RedisLimiter  # redis is imported only when configured
 
     assert config.url is not None  # RateLimitSettings validates it
     assert config.key_prefix is not None  # load_settings fills the default (default_key_prefix)
@@ -301,7 +301,7 @@ class LimiterCollector:
 def __getattr__(name: str) -> Any:
     # ``proxy.ratelimit.RedisLimiter`` without importing redis for memory-only deployments.
     if name == "RedisLimiter":
-        from proxy.ratelimit_redis import RedisLimiter
+        from proxy.ratelimit.redis import RedisLimiter
 
         return RedisLimiter
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
-"""Venue rate-limit profiles: data files, validated and compiled (``proxy.ratelimit_gate``
+"""Venue rate-limit profiles: data files, validated and compiled (``proxy.ratelimit.gate``
 turns them into what one request is charged).
 
-The shipped profiles are ``proxy/data/ratelimits/<name>.yaml`` (an operator's own sit in
+The shipped profiles are ``proxy/ratelimit/data/<name>.yaml`` (an operator's own sit in
 ``<policies>/ratelimits/``); a venue uses the profile named like its
 scheme unless ``rate_limits.venues.<venue>.profile`` says otherwise (``none``: no
 profile). ``load_policies`` reads only the files directly in the policy directory, so
@@ -34,7 +34,7 @@ the ``ratelimits/`` subdirectory is never mistaken for a policy. Shape::
           - {paths: ["/v2/spot", "/v2/futures"]}
 
 Paths match as deny rules do (``docs/policies.md``, "Paths"): on the request path's
-canonical spelling (``proxy.path_spelling``: escapes decoded, any letter case, with or
+canonical spelling (``proxy.policy.path_spelling``: escapes decoded, any letter case, with or
 without a trailing slash), so every spelling a venue routes to an endpoint is charged to
 that endpoint's groups. A request is charged to *every* group it matches (an ``all``
 group plus an endpoint group is how a venue-wide default is written); a rule's
@@ -55,9 +55,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from proxy.config_errors import ConfigError, from_validation_error
-from proxy.path_spelling import canonical_glob_regex
-from proxy.policy import RateSpec
-from proxy.ratelimit import Bucket, Window
+from proxy.policy.path_spelling import canonical_glob_regex
+from proxy.policy.rules import RateSpec
+from proxy.ratelimit.limiter import Bucket, Window
 from proxy.shipped import RATE_LIMIT_PROFILES
 from proxy.signers.base import UpstreamReply
 
@@ -140,7 +140,7 @@ class Rule:
     per_item: str | None  # None: one unit per request
 
     def matches(self, method: str, canonical: str) -> bool:
-        """``canonical``: the request path's ``proxy.path_spelling.canonical_path``."""
+        """``canonical``: the request path's ``proxy.policy.path_spelling.canonical_path``."""
         return (
             (self.methods is None or method in self.methods)
             and self.paths.match(canonical) is not None

@@ -49,8 +49,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from proxy.clock import Clock, SystemClock
-from proxy.policy import RateSpec
-from proxy.ratelimit import Bucket, LimiterStats, MemoryLimiter, Refusal, cooldown_name
+from proxy.policy.rules import RateSpec
+from proxy.ratelimit.limiter import Bucket, LimiterStats, MemoryLimiter, Refusal, cooldown_name
 
 log = logging.getLogger("signing_proxy.ratelimit")
 

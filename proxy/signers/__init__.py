@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from proxy.signers.base import Signer
 from proxy.signers.coinex import CoinexSigner
-from proxy.signers.evedex import EvedexSigner
+from proxy.signers.evedex.signer import EvedexSigner
 from proxy.signers.haqqex import HaqqexSigner
 from proxy.signers.icrypex import IcrypexSigner
 from proxy.signers.invex import InvexSigner

@@ -189,7 +189,7 @@ class Signer:
         raise NotImplementedError
 
     def transit_key(self, creds: Credentials) -> tuple[str, bytes]:
-        """``(Transit key type, key material)`` to import for this secret (``proxy.keys``).
+        """``(Transit key type, key material)`` to import for this secret (``proxy.keys.cli``).
 
         Raises ``SigningFailed`` (naming no key material) when the secret is unusable.
         """

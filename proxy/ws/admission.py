@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from proxy.errors import BadRequest, PolicyDenied, UnknownRoute
 from proxy.identity import identify
 from proxy.pipeline import Audit, Incoming, Pipeline, Venue
-from proxy.policy import Client, Decision, PolicySet, decide, decide_request_fields
+from proxy.policy.rules import Client, Decision, PolicySet, decide, decide_request_fields
 from proxy.routing import Route, parse_route
 from proxy.signers.base import OutgoingRequest
 from proxy.ws.logins import LOGINS

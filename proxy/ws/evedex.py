@@ -31,7 +31,7 @@ from typing import Any
 
 from proxy.errors import ProxyError, SigningFailed
 from proxy.signers.base import SignContext
-from proxy.signers.evedex import EvedexSigner
+from proxy.signers.evedex.signer import EvedexSigner
 from proxy.ws.base import StreamLogin, Verdict
 from proxy.ws.frames import Frame
 

@@ -27,7 +27,7 @@ from typing import Any
 from proxy.credentials.base import require_fields
 from proxy.errors import ProxyError, render_error
 from proxy.pipeline import Audit, Incoming, Pipeline, Venue
-from proxy.policy import RateSpec
+from proxy.policy.rules import RateSpec
 from proxy.settings import WebSocketSettings
 from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.ws import frames

@@ -18,9 +18,9 @@ import ccxt.async_support as ccxt
 import pytest
 import pytest_asyncio
 
-from proxy.ccxt_snippet import ccxt_snippet
-from proxy.policy_cases import evaluate, load_world
-from proxy.stack import LocalStack
+from proxy.dev.ccxt_snippet import ccxt_snippet
+from proxy.dev.stack import LocalStack
+from proxy.policy.cases import evaluate, load_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "policies"

@@ -1,5 +1,5 @@
 """Independent oracles for path properties: how a venue's server reads a path, and a naive
-glob matcher. Neither uses the proxy's code (``proxy.path_spelling``, ``proxy.policy``).
+glob matcher. Neither uses the proxy's code (``proxy.policy.path_spelling``, ``proxy.policy.rules``).
 
 ``venue_reading`` is the union of what common servers do before routing, so that "the
 venue routes this spelling to a denied endpoint" is judged by the broadest reader:

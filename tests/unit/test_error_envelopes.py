@@ -18,8 +18,8 @@ from proxy.edge import ProxyApp
 from proxy.errors import ERROR_HEADER, ProxyError, render_error
 from proxy.hygiene import HeaderPolicy
 from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
+from proxy.policy.loader import load_policies
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import Settings
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.envelopes import COINEX_CODES, ENVELOPES, ICRYPEX_CODES

@@ -22,8 +22,8 @@ from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
+from proxy.policy.loader import load_policies
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.signers import owned_headers
 from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.signers.coinex import CoinexSigner

@@ -29,9 +29,9 @@ from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.ratelimit_gate import build_rate_limits
+from proxy.policy.loader import load_policies
+from proxy.ratelimit.gate import build_rate_limits
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.base import OutgoingRequest
@@ -142,7 +142,7 @@ def _matches(rules: list[tuple[str | None, str]], method: str, path: str) -> boo
 
 def _profile_groups(method: str, endpoint: str) -> set[str]:
     """The shipped CoinEx profile's groups for an endpoint, read as plain YAML."""
-    profile = yaml.safe_load((REPO / "proxy" / "data" / "ratelimits" / "coinex.yaml").read_text())
+    profile = yaml.safe_load((REPO / "proxy" / "ratelimit" / "data" / "coinex.yaml").read_text())
     groups = set()
     for name, group in profile["groups"].items():
         if group.get("streams"):  # charged for stream opens only, never for a REST call

@@ -17,9 +17,9 @@ import pytest
 
 from proxy.cli import main
 from proxy.errors import BadRequest
-from proxy.policy import decide
-from proxy.policy_loader import load_policies
-from proxy.ratelimit_gate import build_rate_limits
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import decide
+from proxy.ratelimit.gate import build_rate_limits
 from proxy.routing import parse_route
 from proxy.settings import build_settings
 from proxy.signers.base import OutgoingRequest

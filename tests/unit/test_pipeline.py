@@ -13,8 +13,8 @@ from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
+from proxy.policy.loader import load_policies
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.signers import SIGNERS, owned_headers
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys

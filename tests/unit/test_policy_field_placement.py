@@ -18,9 +18,9 @@ from proxy.credentials.memory import MemoryStore
 from proxy.errors import BadRequest, PolicyDenied
 from proxy.hygiene import HeaderPolicy
 from proxy.pipeline import Audit, Incoming, Pipeline, Venue
-from proxy.policy import decide_request
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import decide_request
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.signers import SIGNERS, owned_headers
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
@@ -249,7 +249,7 @@ async def test_policy_refusal_stays_403(world) -> None:
 def test_evedex_signer_refuses_non_ascii_digits(text) -> None:
     # Decimal("\u0661") is 1 to Python; big.js (and the venue) reject it: never sign a value the
     # client did not spell in ASCII.
-    from proxy.signers.evedex_orders import to_matcher_number
+    from proxy.signers.evedex.orders import to_matcher_number
 
     with pytest.raises(BadRequest):
         to_matcher_number(text, "quantity")

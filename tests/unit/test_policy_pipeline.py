@@ -14,8 +14,8 @@ from proxy.credentials.memory import MemoryStore
 from proxy.errors import PolicyDenied, Unauthenticated
 from proxy.hygiene import HeaderPolicy
 from proxy.pipeline import Audit, Incoming, Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
+from proxy.policy.loader import load_policies
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.signers import SIGNERS, owned_headers
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys

@@ -17,10 +17,10 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.order_fields import load_order_fields
-from proxy.path_spelling import compile_path_glob
-from proxy.policy import Client, Rule, compile_glob, decide_request
-from proxy.policy_fields import Bounds, Constraints, FieldRange, Notional, OneOf
+from proxy.policy.fields import Bounds, Constraints, FieldRange, Notional, OneOf
+from proxy.policy.order_fields import load_order_fields
+from proxy.policy.path_spelling import compile_path_glob
+from proxy.policy.rules import Client, Rule, compile_glob, decide_request
 
 ANY = (compile_glob("*"),)
 

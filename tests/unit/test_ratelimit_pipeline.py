@@ -18,9 +18,9 @@ from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
 from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.ratelimit_gate import RateGate, build_rate_limits
+from proxy.policy.loader import load_policies
+from proxy.ratelimit.gate import RateGate, build_rate_limits
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
 from proxy.signers import SIGNERS, owned_headers
 from proxy.sim import SIMULATORS
@@ -158,10 +158,10 @@ async def test_short_queueing_instead_of_a_429(tmp_path: Path, max_wait_ms: int,
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_create_app_wires_the_backend_and_shared_sessions(tmp_path: Path, backend: str) -> None:
     from proxy.app import create_app
-    from proxy.policy import PolicySet
-    from proxy.ratelimit_redis import RedisLimiter
-    from proxy.sessions_redis import RedisSessions
-    from proxy.signers.evedex import LocalSessions
+    from proxy.credentials.sessions_redis import RedisSessions
+    from proxy.policy.rules import PolicySet
+    from proxy.ratelimit.redis import RedisLimiter
+    from proxy.signers.evedex.signer import LocalSessions
 
     venues = {
         "coinex": {"scheme": "coinex", "upstream": ORIGIN, "accounts": ["main"]},

@@ -27,9 +27,9 @@ from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
 from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.ratelimit_gate import RateGate, build_rate_limits
+from proxy.policy.loader import load_policies
+from proxy.ratelimit.gate import RateGate, build_rate_limits
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator

@@ -17,8 +17,8 @@ from proxy.edge import ProxyApp
 from proxy.errors import CredentialsUnavailable
 from proxy.hygiene import HeaderPolicy
 from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
+from proxy.policy.loader import load_policies
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.base import HmacSigner
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator, RsaPss

@@ -63,10 +63,10 @@ from proxy.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from proxy.signers import evedex_orders as orders
-from proxy.signers import evedex_session as siwe
 from proxy.signers.base import OutgoingRequest, SchemeOptions, Send, SignContext, Signer, UpstreamReply
-from proxy.signers.evedex_session import API_KEY, AUTHORIZATION, Wallet, bearer, load_wallet, with_credential
+from proxy.signers.evedex import orders
+from proxy.signers.evedex import session as siwe
+from proxy.signers.evedex.session import API_KEY, AUTHORIZATION, Wallet, bearer, load_wallet, with_credential
 
 _JSON = ("content-type", "application/json")
 _ORIGIN_ONLY = "auth_upstream must be an origin such as https://auth-api.evedex.com"
@@ -193,7 +193,7 @@ class _Session:
 
 
 class SessionStore(Protocol):
-    """Where an account's tokens are shared between replicas (``proxy.sessions_redis``).
+    """Where an account's tokens are shared between replicas (``proxy.credentials.sessions_redis``).
 
     ``lock`` makes a login or refresh single-flight across every replica using the store;
     ``load`` answers the latest tokens any replica saved, with the wallet they belong to.

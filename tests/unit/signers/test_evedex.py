@@ -19,10 +19,9 @@ from pydantic import ValidationError
 
 from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest, CredentialsUnavailable, SigningFailed
-from proxy.signers import evedex_orders as orders
 from proxy.signers.base import OutgoingRequest, SignContext
-from proxy.signers.evedex import EvedexSigner, match_route, sign_order_body
-from proxy.signers.evedex_session import (
+from proxy.signers.evedex import orders
+from proxy.signers.evedex.session import (
     iso_ms,
     jwt_expiry,
     load_wallet,
@@ -31,6 +30,7 @@ from proxy.signers.evedex_session import (
     sign_up_body,
     siwe_message,
 )
+from proxy.signers.evedex.signer import EvedexSigner, match_route, sign_order_body
 from tests import vectors
 
 DATA = vectors.load("evedex")

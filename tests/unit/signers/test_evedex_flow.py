@@ -19,7 +19,7 @@ from proxy.clock import FakeClock
 from proxy.credentials.base import Credentials
 from proxy.errors import CredentialsUnavailable, UpstreamUnreachable
 from proxy.signers.base import OutgoingRequest, SignContext, UpstreamReply
-from proxy.signers.evedex import EvedexSigner
+from proxy.signers.evedex.signer import EvedexSigner
 from proxy.sim.evedex import EvedexSim, create_app
 from tests import vectors
 

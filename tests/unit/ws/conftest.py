@@ -16,9 +16,9 @@ from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
 from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.ratelimit_gate import RateGate, RateLimits, build_rate_limits
+from proxy.policy.loader import load_policies
+from proxy.ratelimit.gate import RateGate, RateLimits, build_rate_limits
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import WebSocketSettings, build_settings
 from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.base import OutgoingRequest, UpstreamReply

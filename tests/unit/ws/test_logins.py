@@ -18,7 +18,7 @@ from proxy.errors import SigningFailed
 from proxy.pipeline import Venue
 from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.signers.coinex import CoinexSigner
-from proxy.signers.evedex import EvedexSigner
+from proxy.signers.evedex.signer import EvedexSigner
 from proxy.signers.icrypex import IcrypexSigner
 from proxy.sim.evedex import create_app as evedex_sim
 from proxy.ws import coinex as coinex_ws
