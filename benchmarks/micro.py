@@ -39,19 +39,19 @@ from benchmarks import configs, targets, upstream
 from proxy import logs
 from proxy.clock import SystemClock
 from proxy.credentials import vault
-from proxy.credentials.base import Credentials
 from proxy.credentials.memory import MemoryStore
 from proxy.credentials.vault import VaultStore, make_client
 from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy, response_headers
 from proxy.identity import identify
-from proxy.pipeline import Audit, Incoming
+from proxy.messages import Credentials, Incoming, OutgoingRequest, UpstreamReply
+from proxy.pipeline import Audit
 from proxy.policy.loader import load_policies
 from proxy.policy.rules import RateSpec, decide
 from proxy.ratelimit.limiter import Bucket, Limiter, MemoryLimiter
 from proxy.routing import parse_route
 from proxy.signers import SIGNERS, invex, owned_headers
-from proxy.signers.base import OutgoingRequest, SignContext, UpstreamReply
+from proxy.signers.base import SignContext
 from proxy.signers.evedex import session as siwe
 from proxy.sim.credentials import demo_credentials
 

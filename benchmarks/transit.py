@@ -32,13 +32,13 @@ from typing import Any
 import hvac
 
 from proxy.clock import SystemClock
-from proxy.credentials.base import Credentials
 from proxy.credentials.transit import VaultTransit, parse_output, request_for
 from proxy.credentials.vault_auth import TokenKeeper, TokenLogin
 from proxy.dev.devvault import DevVault
 from proxy.keys.provisioning import Account, KeyVault, put_transit
+from proxy.messages import Credentials, OutgoingRequest
 from proxy.signers import SIGNERS
-from proxy.signers.base import OutgoingRequest, SignContext
+from proxy.signers.base import SignContext
 from proxy.signers.keyops import KeyOp, KeyOperator, drive
 from proxy.signing_modes import default_transit_key
 from proxy.sim.credentials import demo_credentials

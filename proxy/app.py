@@ -28,7 +28,7 @@ from proxy.edge import ProxyApp
 from proxy.forward import Forwarder
 from proxy.hygiene import HeaderPolicy
 from proxy.metrics import Metrics
-from proxy.pipeline import Pipeline, Venue
+from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
 from proxy.policy.rules import PolicySet
 from proxy.ratelimit.gate import RateGate, build_rate_limits
@@ -39,6 +39,7 @@ from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.base import LockWaits, SessionEvents
 from proxy.signers.envelopes import ENVELOPES
 from proxy.signing_modes import transit_keys
+from proxy.venue import Venue
 from proxy.ws.gateway import StreamGateway
 from proxy.ws.upstream import AiohttpConnector
 

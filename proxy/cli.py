@@ -17,8 +17,8 @@ from proxy.config_errors import ConfigError
 from proxy.errors import CredentialsUnavailable, SigningFailed
 
 if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
-    from proxy.pipeline import Venue
     from proxy.settings import Settings
+    from proxy.venue import Venue
 
 DEFAULT_CONFIG = "proxy.yaml"
 
@@ -142,7 +142,7 @@ def _check(args: argparse.Namespace) -> int:
 async def _check_vault(settings: Settings, venues: dict[str, Venue]) -> int:
     from proxy.app import build_store
     from proxy.clock import SystemClock
-    from proxy.credentials.base import require_fields
+    from proxy.messages import require_fields
 
     store = build_store(settings, SystemClock())
     failures = 0

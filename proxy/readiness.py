@@ -23,8 +23,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from proxy.credentials.base import require_fields
 from proxy.errors import CredentialsUnavailable
+from proxy.messages import require_fields
 from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline
 

@@ -47,10 +47,10 @@ from typing import Any, Protocol
 import aiohttp
 import hvac
 
-from proxy.credentials.base import Credentials
 from proxy.credentials.vault_auth import TokenKeeper
 from proxy.credentials.vault_denials import DenialCache, denial_detail
 from proxy.errors import CredentialsUnavailable
+from proxy.messages import Credentials
 from proxy.metrics import Metrics
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator
 

@@ -41,10 +41,10 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
-from proxy.credentials.base import Credentials
 from proxy.credentials.transit import KV_KEY_FIELD, KV_VERSION_FIELD
 from proxy.credentials.transit_admin import KeyInfo, TransitAdmin, TransitAdminError
 from proxy.errors import SigningFailed
+from proxy.messages import Credentials
 from proxy.signers.base import Signer
 from proxy.signers.keyops import Hmac
 

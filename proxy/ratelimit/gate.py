@@ -19,12 +19,12 @@ from typing import Any
 
 from proxy.config_errors import ConfigError
 from proxy.errors import RateLimited, RateLimitUnavailable
+from proxy.messages import OutgoingRequest, UpstreamReply
 from proxy.policy.path_spelling import canonical_path
 from proxy.policy.rules import PolicySet, RateSpec
 from proxy.ratelimit.limiter import Bucket, Limiter
 from proxy.ratelimit.profiles import PROFILE_DIR, SHIPPED_PROFILES, Feedback, Group, Profile, load_profiles
 from proxy.settings import GroupOverride, RateLimitSettings, Settings
-from proxy.signers.base import OutgoingRequest, UpstreamReply
 
 log = logging.getLogger("signing_proxy.ratelimit")
 

@@ -55,11 +55,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from proxy.config_errors import ConfigError, from_validation_error
+from proxy.messages import UpstreamReply
 from proxy.policy.path_spelling import canonical_glob_regex
 from proxy.policy.rules import RateSpec
 from proxy.ratelimit.limiter import Bucket, Window
 from proxy.shipped import RATE_LIMIT_PROFILES
-from proxy.signers.base import UpstreamReply
 
 SHIPPED_PROFILES = RATE_LIMIT_PROFILES
 PROFILE_DIR = "ratelimits"

@@ -40,9 +40,9 @@ from typing import Any
 
 from pydantic import Field
 
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest
-from proxy.signers.base import HmacSigner, OutgoingRequest, SchemeOptions, SignContext
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers.base import HmacSigner, SchemeOptions, SignContext
 from proxy.signers.keyops import Hmac, SignSteps
 
 KEY_HEADER = "x-coinex-key"

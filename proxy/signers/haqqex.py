@@ -37,9 +37,9 @@ import hmac
 from dataclasses import replace
 
 from proxy import jsonjs
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest
-from proxy.signers.base import HmacSigner, OutgoingRequest, SignContext
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers.base import HmacSigner, SignContext
 from proxy.signers.keyops import Hmac, SignSteps
 
 KEY_HEADER = "x-api-key"

@@ -39,9 +39,9 @@ from typing import Any
 
 from pydantic import Field
 
-from proxy.credentials.base import Credentials
 from proxy.errors import SigningFailed
-from proxy.signers.base import HmacSigner, OutgoingRequest, SchemeOptions, SignContext
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers.base import HmacSigner, SchemeOptions, SignContext
 from proxy.signers.keyops import Hmac, SignSteps
 
 API_KEY_HEADER = "icx-api-key"

@@ -57,9 +57,9 @@ from cryptography.hazmat.primitives.serialization import load_der_private_key
 from pydantic import Field, field_validator
 
 from proxy import jsonjs
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest, SigningFailed
-from proxy.signers.base import OutgoingRequest, SchemeOptions, SignContext, Signer
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers.base import SchemeOptions, SignContext, Signer
 from proxy.signers.keyops import KeyOp, RsaPss, SignSteps, Steps, drive_local
 
 API_KEY_HEADER = "x-api-key-invex"

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from proxy.clock import Clock
-from proxy.credentials.base import Credentials
-from proxy.pipeline import Venue
+from proxy.messages import Credentials
 from proxy.signers.base import Send
 from proxy.signers.keyops import KeyOp, KeyOperator
+from proxy.venue import Venue
 from proxy.ws.frames import Closed, Frame
 from proxy.ws.upstream import UpstreamSocket
 

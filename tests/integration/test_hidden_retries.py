@@ -18,7 +18,7 @@ import pytest
 from proxy.dev.stack import LocalStack
 from proxy.errors import UpstreamUnreachable
 from proxy.forward import Forwarder
-from proxy.signers.base import OutgoingRequest
+from proxy.messages import OutgoingRequest
 from proxy.ws.upstream import AiohttpConnector
 from tests.integration.faultserver import FaultServer
 

@@ -18,12 +18,12 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from proxy.clock import FakeClock
-from proxy.credentials.base import Credentials
 from proxy.credentials.memory import MemoryStore
 from proxy.errors import CredentialsUnavailable
+from proxy.messages import Credentials, OutgoingRequest, UpstreamReply
 from proxy.metrics import Metrics
 from proxy.ratelimit.redis import make_client
-from proxy.signers.base import OutgoingRequest, SignContext, UpstreamReply
+from proxy.signers.base import SignContext
 from proxy.signers.evedex.signer import EvedexSigner
 from proxy.sim.evedex import EvedexSim, create_app
 from tests import vectors

@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from proxy.clock import SystemClock
-from proxy.credentials.base import Credentials
 from proxy.credentials.transit import VaultTransit
 from proxy.credentials.vault import VaultStore
 from proxy.credentials.vault_auth import AppRoleLogin, TokenKeeper, TokenLogin
@@ -26,8 +25,9 @@ from proxy.dev.devvault import DevVault
 from proxy.dev.stack import LocalStack
 from proxy.errors import CredentialsUnavailable
 from proxy.keys.provisioning import Account, KeyVault, put_transit, rotate
+from proxy.messages import Credentials, OutgoingRequest
 from proxy.signers import SIGNERS
-from proxy.signers.base import OutgoingRequest, SignContext
+from proxy.signers.base import SignContext
 from proxy.signers.invex import load_private_key
 from proxy.signers.keyops import Hmac, RsaPss, drive
 from proxy.signing_modes import default_transit_key

@@ -21,12 +21,13 @@ from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Pipeline, Venue
+from proxy.messages import OutgoingRequest, UpstreamReply
+from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.signers import owned_headers
-from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.signers.coinex import CoinexSigner
+from proxy.venue import Venue
 from tests.unit.path_oracle import glob_matches, venue_reading
 
 ALLOW = ["/v2/spot/**", "/v2/assets/*"]

@@ -28,15 +28,16 @@ from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Pipeline, Venue
+from proxy.messages import OutgoingRequest
+from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
 from proxy.ratelimit.gate import build_rate_limits
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
 from proxy.signers import SIGNERS, owned_headers
-from proxy.signers.base import OutgoingRequest
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
+from proxy.venue import Venue
 from tests.unit.inprocess import InProcessUpstream
 from tests.unit.path_oracle import glob_matches, venue_reading
 

@@ -12,12 +12,13 @@ from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Pipeline, Venue
+from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.signers import SIGNERS, owned_headers
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
+from proxy.venue import Venue
 from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"

@@ -17,13 +17,15 @@ from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
 from proxy.errors import BadRequest, PolicyDenied
 from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Audit, Incoming, Pipeline, Venue
+from proxy.messages import Incoming
+from proxy.pipeline import Audit, Pipeline
 from proxy.policy.loader import load_policies
 from proxy.policy.rules import decide_request
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.signers import SIGNERS, owned_headers
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
+from proxy.venue import Venue
 from tests.unit.inprocess import InProcessUpstream
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"

@@ -28,9 +28,9 @@ import coincurve
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from proxy.messages import OutgoingRequest
 from proxy.policy.loader import load_policies
 from proxy.policy.rules import decide_request
-from proxy.signers.base import OutgoingRequest
 from proxy.signers.evedex.signer import sign_order_body
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"

@@ -17,7 +17,7 @@ from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
-from proxy.pipeline import Pipeline, Venue
+from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
 from proxy.ratelimit.gate import RateGate, build_rate_limits
 from proxy.ratelimit.limiter import MemoryLimiter
@@ -26,6 +26,7 @@ from proxy.signers import SIGNERS, owned_headers
 from proxy.sim import SIMULATORS
 from proxy.sim.base import SimResponse, json_response
 from proxy.sim.credentials import demo_credentials, sim_keys
+from proxy.venue import Venue
 from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 ORIGIN = "http://coinex.sim"

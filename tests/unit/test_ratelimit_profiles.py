@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from proxy.config_errors import ConfigError
+from proxy.messages import OutgoingRequest, UpstreamReply
 from proxy.policy.loader import load_policies
 from proxy.policy.rules import RateSpec
 from proxy.ratelimit.gate import build_rate_limits
@@ -18,7 +19,6 @@ from proxy.ratelimit.limiter import Window
 from proxy.ratelimit.profiles import SHIPPED_PROFILES, load_profile, load_profiles
 from proxy.settings import Settings, build_settings
 from proxy.signers import SIGNERS
-from proxy.signers.base import OutgoingRequest, UpstreamReply
 
 REPO = Path(__file__).resolve().parents[2]
 VENUES = {

@@ -26,7 +26,7 @@ from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
 from proxy.metrics import Metrics
-from proxy.pipeline import Pipeline, Venue
+from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
 from proxy.ratelimit.gate import RateGate, build_rate_limits
 from proxy.ratelimit.limiter import MemoryLimiter
@@ -35,6 +35,7 @@ from proxy.signers import SIGNERS, owned_headers
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
+from proxy.venue import Venue
 from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 HEADERS = {"Proxy-Authorization": "Bearer bot-token"}

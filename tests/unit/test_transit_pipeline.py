@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from proxy.clock import SystemClock
-from proxy.credentials.base import Credentials
 from proxy.credentials.memory import MemoryStore
 from proxy.credentials.transit import parse_output, request_for
 from proxy.edge import ProxyApp
 from proxy.errors import CredentialsUnavailable
 from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Pipeline, Venue
+from proxy.messages import Credentials
+from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.signers import SIGNERS, owned_headers
@@ -24,6 +24,7 @@ from proxy.signers.base import HmacSigner
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator, RsaPss
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
+from proxy.venue import Venue
 from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"

@@ -40,7 +40,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from proxy.errors import SigningFailed
-from proxy.signers.base import OutgoingRequest
+from proxy.messages import OutgoingRequest
 
 SIWE_SCHEME = "https"  # exchange-crypto passes scheme "https"; siwe prefixes it to the domain
 SIWE_VERSION = "1"

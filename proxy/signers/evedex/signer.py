@@ -55,7 +55,6 @@ from urllib.parse import unquote, urlsplit
 import coincurve
 from pydantic import Field, field_validator, model_validator
 
-from proxy.credentials.base import Credentials, require_fields
 from proxy.errors import (
     BadRequest,
     CredentialsUnavailable,
@@ -63,7 +62,8 @@ from proxy.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from proxy.signers.base import OutgoingRequest, SchemeOptions, Send, SignContext, Signer, UpstreamReply
+from proxy.messages import Credentials, OutgoingRequest, UpstreamReply, require_fields
+from proxy.signers.base import SchemeOptions, Send, SignContext, Signer
 from proxy.signers.evedex import orders
 from proxy.signers.evedex import session as siwe
 from proxy.signers.evedex.session import API_KEY, AUTHORIZATION, Wallet, bearer, load_wallet, with_credential

@@ -17,9 +17,9 @@ from eth_account.messages import encode_typed_data
 from eth_hash.auto import keccak
 from pydantic import ValidationError
 
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest, CredentialsUnavailable, SigningFailed
-from proxy.signers.base import OutgoingRequest, SignContext
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers.base import SignContext
 from proxy.signers.evedex import orders
 from proxy.signers.evedex.session import (
     iso_ms,

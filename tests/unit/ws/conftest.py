@@ -15,16 +15,17 @@ from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
-from proxy.pipeline import Pipeline, Venue
+from proxy.messages import OutgoingRequest, UpstreamReply
+from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
 from proxy.ratelimit.gate import RateGate, RateLimits, build_rate_limits
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import WebSocketSettings, build_settings
 from proxy.signers import SIGNERS, owned_headers
-from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.sim import SIMULATORS
 from proxy.sim.base import SimVenue
 from proxy.sim.credentials import demo_credentials, sim_keys
+from proxy.venue import Venue
 from proxy.ws.gateway import StreamGateway
 from tests.unit.ws.harness import AsgiClient, EchoConnector, SimConnector
 

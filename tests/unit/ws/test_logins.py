@@ -13,14 +13,13 @@ import pytest
 from eth_account import Account
 
 from proxy.clock import FakeClock
-from proxy.credentials.base import Credentials
 from proxy.errors import SigningFailed
-from proxy.pipeline import Venue
-from proxy.signers.base import OutgoingRequest, UpstreamReply
+from proxy.messages import Credentials, OutgoingRequest, UpstreamReply
 from proxy.signers.coinex import CoinexSigner
 from proxy.signers.evedex.signer import EvedexSigner
 from proxy.signers.icrypex import IcrypexSigner
 from proxy.sim.evedex import create_app as evedex_sim
+from proxy.venue import Venue
 from proxy.ws import coinex as coinex_ws
 from proxy.ws.base import LoginFailed, StreamContext, Verdict
 from proxy.ws.coinex import CoinexLogin, client_login_id, deflate, inflate
