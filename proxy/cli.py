@@ -116,10 +116,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from proxy.app import build_venues
+    from proxy.app import build_rate_limits, build_venues
     from proxy.policy.cases import report_mode_notes
     from proxy.policy.loader import load_policies
-    from proxy.ratelimit.gate import build_rate_limits
     from proxy.settings import load_settings
 
     settings = load_settings(args.config)

@@ -26,12 +26,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxy.app import build_venues
+from proxy.app import build_rate_limits, build_venues
 from proxy.config_errors import ConfigError
 from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
 from proxy.policy.rules import PolicySet
-from proxy.ratelimit.gate import RateLimits, build_rate_limits
+from proxy.ratelimit.gate import RateLimits
 from proxy.settings import Settings, load_settings
 from proxy.signers.base import SessionEvents
 from proxy.venue import Venue

@@ -38,7 +38,7 @@ from pydantic import (
 
 from proxy.config_errors import ConfigError, from_validation_error
 from proxy.routing import ROUTE_NAME
-from proxy.signers import SIGNERS
+from proxy.signers import SIGNERS, stream_config_problem
 from proxy.signers.base import SchemeOptions
 from proxy.signing_modes import AccountSettings, account_entry, check_accounts, transit_keys
 
@@ -212,8 +212,6 @@ class VenueSettings(BaseModel):
 
     @model_validator(mode="after")
     def _ws_login_exists(self) -> VenueSettings:
-        from proxy.ws.logins import stream_config_problem  # import cycle: ws.logins needs signers
-
         problem = stream_config_problem(self.scheme, self.options) if self.ws_upstream else None
         if problem:
             raise ValueError(f"ws_upstream: {problem}")

@@ -268,7 +268,11 @@ class Constraints:
 
     fields: tuple[OneOf | FieldRange, ...] = ()
     notional: Notional | None = None
-    table: OrderFields | None = None  # None: the notional's, else the shipped order_fields.yaml
+    table: OrderFields | None = None  # None: the notional's (the loader passes the shipped one)
+
+    def __post_init__(self) -> None:
+        if self.table is None and self.notional is None:  # where would fields be looked up?
+            raise ValueError("Constraints need an order-field table (proxy.policy.order_fields)")
 
     def check(self, request: RequestFields, scheme: str, method: str, path: str) -> str | None:
         """``None`` when every order satisfies every constraint, else the first failure.
@@ -311,11 +315,8 @@ class Constraints:
     def _table(self) -> OrderFields:
         if self.table is not None:
             return self.table
-        if self.notional is not None:
-            return self.notional.table
-        from proxy.policy.order_fields import load_order_fields  # it imports this module
-
-        return load_order_fields()
+        assert self.notional is not None  # __post_init__
+        return self.notional.table
 
     def describe(self) -> str:
         parts = [constraint.describe() for constraint in self.fields]

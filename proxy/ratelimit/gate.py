@@ -1,6 +1,6 @@
 """What one request is charged, and the gate the pipeline charges it through.
 
-``build_rate_limits`` resolves every configured venue's profile
+``proxy.app.build_rate_limits`` resolves every configured venue's profile
 (``proxy.ratelimit.profiles``) with the operator's ``rate_limits.overrides`` into
 ``VenueLimits``: for an upstream request, the buckets of every group it matches (its cost
 counted from the body where the profile says so) and where a "slow down" from the venue
@@ -13,18 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from proxy.config_errors import ConfigError
 from proxy.errors import RateLimited, RateLimitUnavailable
 from proxy.messages import OutgoingRequest, UpstreamReply
 from proxy.policy.path_spelling import canonical_path
 from proxy.policy.rules import PolicySet, RateSpec
 from proxy.ratelimit.limiter import Bucket, Limiter
-from proxy.ratelimit.profiles import PROFILE_DIR, SHIPPED_PROFILES, Feedback, Group, Profile, load_profiles
-from proxy.settings import GroupOverride, RateLimitSettings, Settings
+from proxy.ratelimit.profiles import Feedback, Group
 
 log = logging.getLogger("signing_proxy.ratelimit")
 
@@ -85,96 +82,6 @@ class RateLimits:
         if limits is None:  # no profile: a 429 still pauses the key
             return Charge(venue, account, (), (), f"{venue}/{account}", Feedback())
         return limits.charge(account, request, stream)
-
-
-def build_rate_limits(settings: Settings) -> RateLimits:
-    """Resolve each configured venue's profile and the operator's overrides."""
-    config = settings.rate_limits
-    source = Path(settings.source)
-    if not config.venue_profiles:
-        return RateLimits()
-    directory = _profile_dir(config, source, settings.policies)
-    profiles = load_profiles(directory)
-    unknown = sorted(set(config.venues) - set(settings.venues))
-    if unknown:
-        raise ConfigError(source, f"rate_limits.venues.{unknown[0]}", "not a configured venue")
-    venues = {}
-    for name, venue in settings.venues.items():
-        choice = config.venues.get(name)
-        profile_name = (choice.profile if choice and choice.profile else None) or venue.scheme
-        if profile_name == "none":
-            continue
-        if profile_name not in profiles:
-            field = f"rate_limits.venues.{name}.profile" if choice and choice.profile else f"venues.{name}"
-            raise ConfigError(source, field, f"no rate-limit profile {profile_name!r} in {directory}")
-        cooldown = choice.cooldown_s if choice else None
-        venues[name] = _venue_limits(
-            name, venue.account_names, profiles[profile_name], config, source, cooldown
-        )
-    _check_overrides(config, settings, venues, source)
-    return RateLimits(venues)
-
-
-def _profile_dir(config: RateLimitSettings, source: Path, policies: Path) -> Path:
-    if config.profiles_dir is not None:
-        given = config.profiles_dir
-        return given if given.is_absolute() else source.parent / given
-    beside = policies / PROFILE_DIR
-    return beside if beside.is_dir() else SHIPPED_PROFILES
-
-
-def _venue_limits(
-    venue: str,
-    accounts: Iterable[str],
-    profile: Profile,
-    config: RateLimitSettings,
-    source: Path,
-    cooldown_s: float | None,
-) -> VenueLimits:
-    known = {g.name: g for g in profile.groups}
-    venue_wide = _overridden(known, config.overrides.get(venue, {}), f"rate_limits.overrides.{venue}", source)
-    ip_groups = tuple(g for g in venue_wide.values() if g.scope == "ip")
-    per_account = {}
-    for account in accounts:
-        key = f"{venue}/{account}"
-        field = f"rate_limits.overrides.{key}"
-        groups = _overridden(venue_wide, config.overrides.get(key, {}), field, source)
-        ip_touched = [g for g in config.overrides.get(key, {}) if venue_wide[g].scope == "ip"]
-        if ip_touched:
-            raise ConfigError(
-                source, f"{field}.{ip_touched[0]}", "an ip-scoped group is overridden per venue"
-            )
-        per_account[account] = tuple(g for g in groups.values() if g.scope == "account")
-    feedback = profile.feedback if cooldown_s is None else replace(profile.feedback, cooldown_s=cooldown_s)
-    default = tuple(g for g in venue_wide.values() if g.scope == "account")
-    return VenueLimits(venue, profile.name, ip_groups, per_account, feedback, default)
-
-
-def _overridden(
-    groups: dict[str, Group], overrides: Mapping[str, GroupOverride], field: str, source: Path
-) -> dict[str, Group]:
-    result = dict(groups)
-    for name, override in overrides.items():
-        if name not in groups:
-            raise ConfigError(
-                source, f"{field}.{name}", f"unknown group (profile groups: {', '.join(groups)})"
-            )
-        limit = override.limit or groups[name].limit
-        window = override.window_s or groups[name].window_s
-        result[name] = replace(groups[name], limit=limit, window_s=window)
-    return result
-
-
-def _check_overrides(
-    config: RateLimitSettings, settings: Settings, venues: Mapping[str, VenueLimits], source: Path
-) -> None:
-    for key in config.overrides:
-        venue, _, account = key.partition("/")
-        field = f"rate_limits.overrides.{key}"
-        if venue not in settings.venues or (account and account not in settings.venues[venue].account_names):
-            raise ConfigError(source, field, "not a configured venue or <venue>/<account>")
-        if venue not in venues:
-            raise ConfigError(source, field, f"venue {venue} has no rate-limit profile to override")
 
 
 Sleep = Callable[[float], Awaitable[Any]]

@@ -27,13 +27,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily
 
 from proxy.clock import Clock
 from proxy.policy.rules import RateSpec
-from proxy.settings import RateLimitSettings
 
 __all__ = ["Bucket", "Limiter", "LimiterStats", "MemoryLimiter", "RateSpec", "Refusal", "Window"]
 
@@ -252,23 +251,6 @@ class MemoryLimiter:
                 del self._logs[(name, window)]
 
 
-def build_limiter(config: RateLimitSettings, clock: Clock) -> Limiter:
-    """The configured backend (``rate_limits.backend``); nothing connects until first use."""
-    if config.backend == "memory":
-        return MemoryLimiter(clock)
-    from proxy.ratelimit.redis import RedisLimiter  # redis is imported only when configured
-
-    assert config.url is not None  # RateLimitSettings validates it
-    assert config.key_prefix is not None  # load_settings fills the default (default_key_prefix)
-    return RedisLimiter(
-        config.url,
-        clock,
-        key_prefix=config.key_prefix,
-        timeout_s=config.timeout_s,
-        on_error=config.on_redis_error,
-    )
-
-
 class LimiterCollector:
     """Exports ``limiter.stats`` on a Prometheus registry, read at scrape time."""
 
@@ -296,12 +278,3 @@ class LimiterCollector:
         stats = self._limiter.stats
         for attribute, name, documentation in self.FAMILIES:
             yield CounterMetricFamily(name, documentation, value=getattr(stats, attribute))
-
-
-def __getattr__(name: str) -> Any:
-    # ``proxy.ratelimit.RedisLimiter`` without importing redis for memory-only deployments.
-    if name == "RedisLimiter":
-        from proxy.ratelimit.redis import RedisLimiter
-
-        return RedisLimiter
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from proxy.errors import SigningFailed
+from proxy.errors import Envelope, SigningFailed
 from proxy.messages import Credentials, OutgoingRequest, UpstreamReply
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator, SignSteps, drive, drive_local
 
@@ -88,10 +88,18 @@ class Signer:
     required_fields: ClassVar[tuple[str, ...]] = ()
     owned_headers: ClassVar[frozenset[str]] = frozenset()
 
+    # The error body shape of this venue (``proxy.signers.envelopes``), when enabled.
+    envelope: ClassVar[Envelope]
+    # True when ``proxy.ws.logins`` has a stream login for this scheme (a test keeps them equal).
+    streams: ClassVar[bool] = False
+
     def __init__(self, options: SchemeOptions | Mapping[str, Any] | None = None) -> None:
-        if not isinstance(options, SchemeOptions):
-            options = self.Options.model_validate(dict(options or {}))
-        self.options = options
+        # Validated once, as this scheme's own model: subclasses declare ``options: TheirOptions``
+        # and read typed fields from it (never re-validate it).
+        if not isinstance(options, self.Options):
+            raw = options.model_dump() if isinstance(options, SchemeOptions) else dict(options or {})
+            options = self.Options.model_validate(raw)
+        self.options: SchemeOptions = options
         self.events: SessionEvents = _ignore_events  # create_app points it at the metrics
         self.lock_waits: LockWaits = _ignore_waits  # likewise (schemes with venue sessions)
 
@@ -99,6 +107,11 @@ class Signer:
     key_fields: ClassVar[tuple[str, ...]] = ()
     # True when Vault Transit can hold the key (HMAC-SHA256, RSA); EVEDEX's secp256k1 cannot.
     supports_transit: ClassVar[bool] = False
+
+    @classmethod
+    def stream_problem(cls, options: Mapping[str, Any]) -> str | None:
+        """Why a venue of this scheme with these options cannot carry streams (startup check)."""
+        return None
 
     @classmethod
     def public_fields(cls) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ from dataclasses import replace
 from proxy import jsonjs
 from proxy.errors import BadRequest
 from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers import envelopes
 from proxy.signers.base import HmacSigner, SignContext
 from proxy.signers.keyops import Hmac, SignSteps
 
@@ -75,6 +76,7 @@ class HaqqexSigner(HmacSigner):
     scheme = "haqqex"
     required_fields = ("api_key", "secret_key")
     owned_headers = frozenset({"x-api-"})
+    envelope = envelopes.haqqex
 
     def sign_steps(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> SignSteps:
         params = signed_params(request.body)

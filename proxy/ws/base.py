@@ -21,9 +21,9 @@ To add a venue's streams: one module in ``proxy/ws/`` with a ``StreamLogin`` sub
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from proxy.clock import Clock
 from proxy.messages import Credentials
@@ -85,11 +85,6 @@ class StreamLogin:
 
     def __init__(self, ctx: StreamContext) -> None:
         self.ctx = ctx
-
-    @classmethod
-    def config_problem(cls, options: Mapping[str, Any]) -> str | None:
-        """Why this venue's scheme options cannot carry streams, checked at startup."""
-        return None
 
     async def login(self, upstream: UpstreamSocket) -> list[Frame]:
         return []

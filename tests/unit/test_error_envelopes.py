@@ -21,8 +21,8 @@ from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import Settings
-from proxy.signers import SIGNERS, owned_headers
-from proxy.signers.envelopes import COINEX_CODES, ENVELOPES, ICRYPEX_CODES
+from proxy.signers import ENVELOPES, SIGNERS, owned_headers
+from proxy.signers.envelopes import COINEX_CODES, ICRYPEX_CODES
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
 from proxy.venue import Venue

@@ -24,6 +24,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy.app import build_rate_limits
 from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
@@ -31,7 +32,6 @@ from proxy.hygiene import HeaderPolicy
 from proxy.messages import OutgoingRequest
 from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
-from proxy.ratelimit.gate import build_rate_limits
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
 from proxy.signers import SIGNERS, owned_headers

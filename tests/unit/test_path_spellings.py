@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from proxy.app import build_rate_limits
 from proxy.cli import main
 from proxy.errors import BadRequest
 from proxy.messages import OutgoingRequest
 from proxy.policy.loader import load_policies
 from proxy.policy.rules import decide
-from proxy.ratelimit.gate import build_rate_limits
 from proxy.routing import parse_route
 from proxy.settings import build_settings
 

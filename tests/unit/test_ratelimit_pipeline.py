@@ -12,6 +12,7 @@ import httpx
 import pytest
 import yaml
 
+from proxy.app import build_rate_limits
 from proxy.clock import FakeClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
@@ -19,7 +20,7 @@ from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
 from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
-from proxy.ratelimit.gate import RateGate, build_rate_limits
+from proxy.ratelimit.gate import RateGate
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
 from proxy.signers import SIGNERS, owned_headers

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+from proxy.app import build_rate_limits
 from proxy.config_errors import ConfigError
 from proxy.messages import OutgoingRequest, UpstreamReply
 from proxy.policy.loader import load_policies
 from proxy.policy.rules import RateSpec
-from proxy.ratelimit.gate import build_rate_limits
 from proxy.ratelimit.limiter import Window
 from proxy.ratelimit.profiles import SHIPPED_PROFILES, load_profile, load_profiles
 from proxy.settings import Settings, build_settings

@@ -63,6 +63,7 @@ from proxy.errors import (
     UpstreamUnreachable,
 )
 from proxy.messages import Credentials, OutgoingRequest, UpstreamReply, require_fields
+from proxy.signers import envelopes
 from proxy.signers.base import SchemeOptions, Send, SignContext, Signer
 from proxy.signers.evedex import orders
 from proxy.signers.evedex import session as siwe
@@ -225,10 +226,19 @@ class EvedexSigner(Signer):
     Options = EvedexOptions
     required_fields = ("wallet_private_key",)
     owned_headers = frozenset({AUTHORIZATION, API_KEY})
+    envelope = envelopes.evedex
+    streams = True
+    options: EvedexOptions
+
+    @classmethod
+    def stream_problem(cls, options: Mapping[str, Any]) -> str | None:
+        if options.get("mode", "jwt") != "jwt":
+            return "EVEDEX private channels need an access token: streams need mode jwt"
+        return None
 
     def __init__(self, options: SchemeOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.opts = EvedexOptions.model_validate(self.options.model_dump())
+        self.opts = self.options  # the typed options (a name the tests and flows read)
         self._sessions: dict[tuple[str, str], _Session] = {}
         self.sessions: SessionStore = LocalSessions()  # create_app shares them through Redis
         self.replay_rejections = 0  # a 401 answered to the replay (also a metric via self.events)

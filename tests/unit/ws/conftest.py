@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from proxy.app import build_rate_limits
 from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
@@ -18,7 +19,7 @@ from proxy.identity import token_sha256
 from proxy.messages import OutgoingRequest, UpstreamReply
 from proxy.pipeline import Pipeline
 from proxy.policy.loader import load_policies
-from proxy.ratelimit.gate import RateGate, RateLimits, build_rate_limits
+from proxy.ratelimit.gate import RateGate, RateLimits
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import WebSocketSettings, build_settings
 from proxy.signers import SIGNERS, owned_headers

@@ -15,6 +15,7 @@ from eth_account import Account
 from proxy.clock import FakeClock
 from proxy.errors import SigningFailed
 from proxy.messages import Credentials, OutgoingRequest, UpstreamReply
+from proxy.signers import SIGNERS
 from proxy.signers.coinex import CoinexSigner
 from proxy.signers.evedex.signer import EvedexSigner
 from proxy.signers.icrypex import IcrypexSigner
@@ -290,6 +291,8 @@ async def test_evedex_api_key_mode_has_no_token() -> None:
 
 def test_registry_and_startup_checks() -> None:
     assert set(LOGINS) == {"coinex", "icrypex", "evedex"}
+    # The stream logins and the signers that say they have streams are the same set.
+    assert set(LOGINS) == {scheme for scheme, signer in SIGNERS.items() if signer.streams}
     assert stream_config_problem("coinex", {}) is None
     assert stream_config_problem("evedex", {"mode": "jwt"}) is None
     assert "mode jwt" in (stream_config_problem("evedex", {"mode": "api_key"}) or "")
