@@ -23,6 +23,8 @@ from proxy.dev.ccxt_snippet import ccxt_snippet
 from proxy.dev.demo_streams import stream_rows
 from proxy.dev.demo_transit import transit_rows
 from proxy.dev.stack import LocalStack
+from proxy.signers import SIGNERS
+from proxy.sim import DEMOS
 from proxy.sim.samples import ORDERS, READS
 
 
@@ -61,14 +63,9 @@ def _error_code(code: str) -> Callable[[LocalStack, httpx.Response], str | None]
     return check
 
 
-# (scheme, what its read shows, what its order is): the requests come from proxy.sim.samples.
-VENUE_STEPS = [
-    ("coinex", "CoinEx", "balance", "limit order"),
-    ("icrypex", "Icrypex", "wallet", "order"),
-    ("haqqex", "Haqqex", "balances", "order"),
-    ("invex", "Invex", "accounts, RSA-PSS", "order, RSA-PSS"),
-    ("evedex", "EVEDEX", "after SIWE login, JWT", "limit order, EIP-712 signed"),
-]
+# (scheme, name, what its read shows, what its order is): from each simulator's DEMO, as are
+# the requests (proxy.sim.samples).
+VENUE_STEPS = [(scheme, demo.label, demo.read_shows, demo.order_is) for scheme, demo in DEMOS.items()]
 
 
 def _venue_steps() -> list[Step]:
@@ -111,7 +108,8 @@ TOUR: list[Step] = [
         check=_forged_headers_dropped,
     ),
 ]
-TRANSIT_VENUES = ("coinex", "icrypex", "haqqex", "invex")  # EVEDEX's secp256k1 is not a Transit key
+# The schemes whose key Vault Transit can hold (EVEDEX's secp256k1 cannot).
+TRANSIT_VENUES = tuple(scheme for scheme, signer in SIGNERS.items() if signer.supports_transit)
 BUCKET_STEPS = 3  # the 'tiny' client has burst 2: the third request in a row is refused
 
 

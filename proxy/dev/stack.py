@@ -28,29 +28,16 @@ from proxy.server import BackgroundServer
 from proxy.settings import load_settings
 from proxy.signers import SIGNERS
 from proxy.signing_modes import default_transit_key
-from proxy.sim import SIMULATORS
+from proxy.sim import DEMOS, SIMULATORS
 from proxy.sim.base import SimVenue
 from proxy.sim.credentials import demo_credentials, sim_keys
 from proxy.ws.logins import LOGINS
 
-ALL_SCHEMES = ("coinex", "icrypex", "haqqex", "invex", "evedex")
+ALL_SCHEMES = tuple(SIGNERS)
 
 # What the shipped demo policy lets the demo client do per venue: reads anywhere, order
-# endpoints for writes; withdrawals are denied for everyone.
-ORDER_PATHS = {
-    "coinex": ["/v2/spot/order", "/v2/spot/cancel-order"],
-    "icrypex": ["/sapi/v1/orders"],
-    "haqqex": ["/api/v1/orders", "/api/v1/order"],
-    "invex": ["/trading/v1/orders"],
-    "evedex": [
-        "/api/v2/order/*",
-        "/api/v2/order/mass-limit/*",
-        "/api/order/*",
-        "/api/order/*/*",
-        "/api/v2/position/*/close",
-        "/api/tpsl/*",
-    ],
-}
+# endpoints for writes (each simulator's DEMO); withdrawals are denied for everyone.
+ORDER_PATHS = {scheme: list(demo.order_paths) for scheme, demo in DEMOS.items()}
 WITHDRAW_DENY = ["**/withdraw*", "**/crypto-withdrawals*"]
 
 
