@@ -47,9 +47,9 @@ from proxy.identity import identify
 from proxy.messages import Credentials, Incoming, OutgoingRequest, UpstreamReply
 from proxy.pipeline import Audit
 from proxy.policy.loader import load_policies
+from proxy.policy.routing import parse_route
 from proxy.policy.rules import RateSpec, decide
 from proxy.ratelimit.limiter import Bucket, Limiter, MemoryLimiter
-from proxy.routing import parse_route
 from proxy.signers import SIGNERS, invex, owned_headers
 from proxy.signers.base import SignContext
 from proxy.signers.evedex import session as siwe

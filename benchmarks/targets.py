@@ -38,9 +38,9 @@ from proxy.hygiene import ALWAYS_DROPPED, HOP_BY_HOP, HeaderPolicy
 from proxy.messages import Incoming, OutgoingRequest, UpstreamReply
 from proxy.metrics import Metrics
 from proxy.pipeline import Audit, Pipeline, ReadBody
+from proxy.policy.routing import parse_route
 from proxy.policy.rules import PolicySet
 from proxy.ratelimit.limiter import MemoryLimiter
-from proxy.routing import parse_route
 from proxy.serve import data_plane_config
 from proxy.server import ProxyServer
 from proxy.settings import build_settings

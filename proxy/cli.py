@@ -9,7 +9,8 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proxy.cli_errors import CliFailure
@@ -17,6 +18,7 @@ from proxy.config_errors import ConfigError
 from proxy.errors import CredentialsUnavailable, SigningFailed
 
 if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
+    from proxy.policy.cases import PolicyWorld
     from proxy.settings import Settings
     from proxy.venue import Venue
 
@@ -165,22 +167,35 @@ async def _check_vault(settings: Settings, venues: dict[str, Venue]) -> int:
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from proxy.policy.cases import load_cases, load_world, print_results, run_cases
+    from proxy.policy.cases import load_cases, print_results, run_cases
 
     cases = load_cases(args.cases)
     policies = args.policies
     if policies is None and args.config is None and cases.policies is not None:
         policies = Path(args.cases).parent / cases.policies
-    world = load_world(args.config or _default_config(), policies, cases.schemes)
+    world = _world(args.config or _default_config(), policies, cases.schemes)
     return print_results(run_cases(world, cases, args.cases), sys.stdout)
 
 
-def _policy_explain(args: argparse.Namespace) -> int:
-    from proxy.policy.cases import evaluate, load_world, print_explanation
+def _world(
+    config: str | None, policies: str | Path | None, schemes: Mapping[str, str] | None = None
+) -> PolicyWorld:
+    """A policy directory alone, or a proxy config's policies and venue schemes."""
+    from proxy.policy.cases import load_world
 
-    world = load_world(args.config or _default_config(), args.policies)
+    if policies is not None:
+        return load_world(policies, schemes)
+    from proxy.settings import load_settings  # imports every signer: only when a config is used
+
+    settings = load_settings(config or "proxy.yaml")
+    configured = {name: venue.scheme for name, venue in settings.venues.items()}
+    return load_world(settings.policies, schemes, configured)
+
+
+def _policy_explain(args: argparse.Namespace) -> int:
+    from proxy.policy.cases import evaluate, print_explanation
+
+    world = _world(args.config or _default_config(), args.policies)
     client = world.client(args.client, args.policies or args.config or _default_config(), "--client")
     body = args.body.encode()
     headers = tuple(_header(text) for text in args.header)

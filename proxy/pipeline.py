@@ -35,10 +35,10 @@ from proxy.hygiene import HeaderPolicy, refuse_method_override
 from proxy.identity import identify
 from proxy.messages import Credentials, Incoming, OutgoingRequest, UpstreamReply, require_fields
 from proxy.policy.request_fields import joined_header
+from proxy.policy.routing import Route, parse_route
 from proxy.policy.rules import Client, Decision, PolicySet, decide, decide_request_fields
 from proxy.ratelimit.gate import Charge, RateGate, RateLimits
 from proxy.ratelimit.limiter import Limiter
-from proxy.routing import Route, parse_route
 from proxy.signers.base import SignContext
 from proxy.signers.keyops import KeyOperator
 from proxy.venue import Venue

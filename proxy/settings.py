@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from proxy.config_errors import ConfigError, from_validation_error
-from proxy.routing import ROUTE_NAME
+from proxy.policy.routing import ROUTE_NAME
 from proxy.signers import SIGNERS, stream_config_problem
 from proxy.signers.base import SchemeOptions
 from proxy.signing_modes import AccountSettings, account_entry, check_accounts, transit_keys

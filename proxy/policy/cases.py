@@ -1,7 +1,7 @@
 """``signing-proxy policy test`` and ``policy explain``: the proxy's own decision code, offline.
 
 Both run the proxy's own steps on requests described by hand: the path vetting
-(``proxy.routing``), the method-override refusal (``proxy.hygiene``), then
+(``proxy.policy.routing``), the method-override refusal (``proxy.hygiene``), then
 ``proxy.policy.decide_request`` -- ``decide`` then ``decide_request_fields``, the pair the
 pipeline runs, with the request's Content-Type -- so a case shows exactly what the proxy
 would answer. Ambiguous requests (a 400 in the proxy) are ``deny`` with a reason that says so.
@@ -45,8 +45,8 @@ from proxy.hygiene import refuse_method_override
 from proxy.policy.loader import METHODS, load_policies
 from proxy.policy.order_fields import load_order_fields
 from proxy.policy.request_fields import joined_header
+from proxy.policy.routing import parse_route
 from proxy.policy.rules import Client, Decision, PolicySet, decide_request
-from proxy.routing import parse_route
 
 Outcome = Literal["allow", "deny", "report"]
 
@@ -101,22 +101,16 @@ class PolicyWorld:
 
 
 def load_world(
-    config: str | Path | None, policies: str | Path | None, schemes: Mapping[str, str] | None = None
+    policies: str | Path, schemes: Mapping[str, str] | None = None, venues: Mapping[str, str] | None = None
 ) -> PolicyWorld:
-    """From a policy directory alone, or from a proxy config (its policies and venue schemes).
+    """The policies of a directory, with the venue schemes the cases name; ``venues`` (name ->
+    scheme, from a proxy config the caller loaded) also checks the policies against them.
 
     Offline: nothing is served, so the repo's example tokens may appear (the shipped cases
     test ``policies/example.yaml``).
     """
-    schemes = dict(schemes or {})
-    if policies is not None:
-        return PolicyWorld(load_policies(policies, allow_example_tokens=True), schemes)
-    from proxy.settings import load_settings  # imports every signer: only when a config is used
-
-    settings = load_settings(config or "proxy.yaml")
-    configured = {name: venue.scheme for name, venue in settings.venues.items()}
-    loaded = load_policies(settings.policies, venues=configured, allow_example_tokens=True)
-    return PolicyWorld(loaded, {**schemes, **configured})
+    loaded = load_policies(policies, venues=venues, allow_example_tokens=True)
+    return PolicyWorld(loaded, {**(schemes or {}), **(venues or {})})
 
 
 def evaluate(

@@ -8,7 +8,7 @@ space and then trimmed (form decoders). The proxy forwards the client's bytes un
 (they are what the venue signs), so it decides on a reading at least as broad as any of
 those servers':
 
-* **Refused** (``proxy.routing`` raises ``bad_request``), because two servers may read them
+* **Refused** (``proxy.policy.routing`` raises ``bad_request``), because two servers may read them
   differently and no canonical form can pick for the venue: a percent-escape of an
   unreserved character (``%64`` for ``d``), of a control, space or non-ASCII byte (overlong
   UTF-8 ``%c0%ae``), of ``;``, ``+``, ``?`` or ``#``, or a malformed ``%`` (IIS ``%u0064``); a raw ``;``,

@@ -103,7 +103,7 @@ async def test_ccxt_flow_load_markets_order_list_cancel_balance(
     # Every request reached the venue signed by the proxy, never with ccxt's placeholder key.
     assert all(r.header("x-coinex-key") == stack.credentials["coinex"]["api_key"] for r in seen)
     # The shipped example policy lets its market-maker make every one of these calls.
-    world = load_world(None, SHIPPED_POLICIES)
+    world = load_world(SHIPPED_POLICIES)
     market_maker = world.policies.clients["market-maker"]
     for r in seen:
         decision = evaluate(world, market_maker, "coinex", "main", r.method, r.target, r.body)

@@ -15,7 +15,7 @@ from proxy import jsonjs
 from proxy.errors import BadRequest, UnknownRoute
 from proxy.messages import Credentials, OutgoingRequest
 from proxy.policy.fields import parse_request_fields
-from proxy.routing import parse_route
+from proxy.policy.routing import parse_route
 from proxy.signers.base import SignContext
 from proxy.signers.evedex.signer import EvedexSigner
 from proxy.signers.haqqex import HaqqexSigner

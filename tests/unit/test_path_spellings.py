@@ -20,8 +20,8 @@ from proxy.cli import main
 from proxy.errors import BadRequest
 from proxy.messages import OutgoingRequest
 from proxy.policy.loader import load_policies
+from proxy.policy.routing import parse_route
 from proxy.policy.rules import decide
-from proxy.routing import parse_route
 from proxy.settings import build_settings
 
 REPO = Path(__file__).resolve().parents[2]
