@@ -17,17 +17,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
-from proxy.hygiene import HeaderPolicy
 from proxy.messages import OutgoingRequest, UpstreamReply
-from proxy.pipeline import Pipeline
-from proxy.policy.loader import load_policies
-from proxy.ratelimit.limiter import MemoryLimiter
-from proxy.signers import owned_headers
-from proxy.signers.coinex import CoinexSigner
-from proxy.venue import Venue
+from tests.factories import build_pipeline, venue
 from tests.unit.path_oracle import glob_matches, venue_reading
 
 ALLOW = ["/v2/spot/**", "/v2/assets/*"]
@@ -92,18 +85,8 @@ class Recorder:
 def _app(tmp: Path) -> tuple[ProxyApp, Recorder]:
     (tmp / "p.yaml").write_text(POLICY)
     upstream = Recorder()
-    clock = SystemClock()
-    venue = Venue("coinex", "http://venue", frozenset({"main"}), CoinexSigner())
     store = MemoryStore({("coinex", "main"): {"api_key": "k", "secret_key": "s"}})
-    pipeline = Pipeline(
-        load_policies(tmp),
-        {"coinex": venue},
-        store,
-        MemoryLimiter(clock),
-        upstream,
-        clock,
-        HeaderPolicy(owned_headers()),
-    )
+    pipeline = build_pipeline(tmp, [venue("coinex", url="http://venue")], store, upstream)
     return ProxyApp(pipeline, 1024), upstream
 
 

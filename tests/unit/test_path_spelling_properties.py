@@ -25,19 +25,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.app import build_rate_limits
-from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
-from proxy.hygiene import HeaderPolicy
 from proxy.messages import OutgoingRequest
-from proxy.pipeline import Pipeline
-from proxy.policy.loader import load_policies
-from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
-from proxy.signers import SIGNERS, owned_headers
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
-from proxy.venue import Venue
+from tests.factories import build_pipeline, venue
 from tests.unit.inprocess import InProcessUpstream
 from tests.unit.path_oracle import glob_matches, venue_reading
 
@@ -100,15 +94,8 @@ def _world(tmp: Path) -> dict[str, Any]:
     creds = demo_credentials("coinex")
     sim = SIMULATORS["coinex"](sim_keys(creds), None)
     upstream = InProcessUpstream(sim)
-    clock = SystemClock()
-    pipeline = Pipeline(
-        load_policies(config.policies),
-        {"coinex": Venue("coinex", "http://coinex.sim", frozenset({"main"}), SIGNERS["coinex"]())},
-        MemoryStore({("coinex", "main"): creds}),
-        MemoryLimiter(clock),
-        upstream,
-        clock,
-        HeaderPolicy(owned_headers()),
+    pipeline = build_pipeline(
+        config.policies, [venue("coinex")], MemoryStore({("coinex", "main"): creds}), upstream
     )
     limits = build_rate_limits(config)
     return {"app": ProxyApp(pipeline, 1 << 20), "sim": sim, "upstream": upstream, "limits": limits}

@@ -13,20 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from proxy.clock import SystemClock
-from proxy.credentials.memory import MemoryStore
 from proxy.errors import BadRequest, PolicyDenied
-from proxy.hygiene import HeaderPolicy
 from proxy.messages import Incoming
-from proxy.pipeline import Audit, Pipeline
+from proxy.pipeline import Audit
 from proxy.policy.loader import load_policies
 from proxy.policy.rules import decide_request
-from proxy.ratelimit.limiter import MemoryLimiter
-from proxy.signers import SIGNERS, owned_headers
-from proxy.sim import SIMULATORS
-from proxy.sim.credentials import demo_credentials, sim_keys
-from proxy.venue import Venue
-from tests.unit.inprocess import InProcessUpstream
+from tests.factories import build_pipeline, simulated
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 TOKEN = "fields-desk"
@@ -162,20 +154,8 @@ class Body:
 
 @pytest.fixture
 def world():
-    creds = demo_credentials("coinex")
-    upstream = InProcessUpstream(SIMULATORS["coinex"](sim_keys(creds), None))
-    venues = {"coinex": Venue("coinex", "http://coinex.sim", frozenset({"main"}), SIGNERS["coinex"]())}
-    clock = SystemClock()
-    pipeline = Pipeline(
-        load_policies(FIXTURES / "fields"),
-        venues,
-        MemoryStore({("coinex", "main"): creds}),
-        MemoryLimiter(clock),
-        upstream,
-        clock,
-        HeaderPolicy(owned_headers()),
-    )
-    return pipeline, upstream
+    world = simulated(["coinex"])
+    return build_pipeline(FIXTURES / "fields", world.venues, world.store, world.upstream), world.upstream
 
 
 def _incoming(method: str, target: str, headers: tuple[tuple[str, str], ...]) -> Incoming:

@@ -16,18 +16,14 @@ from proxy.app import build_rate_limits
 from proxy.clock import FakeClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
-from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
-from proxy.pipeline import Pipeline
-from proxy.policy.loader import load_policies
 from proxy.ratelimit.gate import RateGate
 from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
-from proxy.signers import SIGNERS, owned_headers
 from proxy.sim import SIMULATORS
 from proxy.sim.base import SimResponse, json_response
 from proxy.sim.credentials import demo_credentials, sim_keys
-from proxy.venue import Venue
+from tests.factories import build_pipeline, venue
 from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 ORIGIN = "http://coinex.sim"
@@ -63,14 +59,13 @@ def _world(tmp_path: Path, rate_limits: dict[str, Any]) -> dict[str, Any]:
     gate = RateGate(
         limiter, build_rate_limits(settings), config.max_wait_ms, config.client_max_wait_ms, sleep
     )
-    pipeline = Pipeline(
-        load_policies(settings.policies),
-        {"coinex": Venue("coinex", ORIGIN, frozenset({"main"}), SIGNERS["coinex"]())},
+    pipeline = build_pipeline(
+        settings.policies,
+        [venue("coinex", url=ORIGIN)],
         MemoryStore({("coinex", "main"): creds}),
-        limiter,
         upstream,
-        clock,
-        HeaderPolicy(owned_headers()),
+        clock=clock,
+        limiter=limiter,
         rate_gate=gate,
     )
     app = ProxyApp(pipeline, max_body_bytes=1 << 20)
