@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from proxy.clock import Clock
 from proxy.credentials.base import CredentialStore
@@ -39,7 +40,7 @@ from proxy.policy.routing import Route, parse_route
 from proxy.policy.rules import Client, Decision, PolicySet, decide, decide_request_fields
 from proxy.ratelimit.gate import Charge, RateGate, RateLimits
 from proxy.ratelimit.limiter import Limiter
-from proxy.signers.base import SignContext
+from proxy.signers.base import Send, SignContext
 from proxy.signers.keyops import KeyOperator
 from proxy.venue import Venue
 
@@ -202,6 +203,22 @@ class Pipeline:
             audit.limit = refused.limit_name
             raise
 
+    def accounts(self) -> list[tuple[Venue, str]]:
+        """Every configured venue account, in a stable order (readiness checks each secret)."""
+        return [(venue, account) for venue in self.venues.values() for account in sorted(venue.accounts)]
+
+    def dependency_probes(self) -> dict[str, Awaitable[Any]]:
+        """One probe per backend that has one: ``vault`` (the store's health, a state text)
+        and ``redis`` (the limiter's ping, a bool)."""
+        probes: dict[str, Awaitable[Any]] = {}
+        store_health = getattr(self.store, "health", None)
+        if store_health is not None:
+            probes["vault"] = store_health()
+        redis_ping = getattr(self.limiter, "ping", None)
+        if redis_ping is not None:
+            probes["redis"] = redis_ping()
+        return probes
+
     async def credentials(self, venue: Venue, account: str) -> Credentials:
         """The account's credentials, with every field its signing mode needs (names only in errors)."""
         creds = await self.store.get(venue.name, account)
@@ -251,6 +268,16 @@ class Pipeline:
             # Signing time = the flow's time minus the venue round trips it made.
             flow_ms = (self.clock.monotonic() - started) * 1000
             audit.sign_ms = round(max(0.0, flow_ms - (audit.upstream_ms or 0)), 3)
+
+    def login_sender(self, venue: Venue) -> Send:
+        """Round trips for a stream login over HTTP (EVEDEX's auth API): to the venue's
+        configured origins only, as in REST, uncharged like a REST flow's auth calls."""
+        forwarder = self.forwarder
+
+        async def send(request: OutgoingRequest) -> UpstreamReply:
+            return await forwarder.send(request.origin or venue.origin, request)
+
+        return send
 
     def transit_operator(self, venue: Venue, account: str, creds: Credentials) -> KeyOperator | None:
         """Vault Transit performs the key operation for a ``signing: transit`` account; ``None``: KV."""

@@ -2,7 +2,7 @@
 
 Both run the proxy's own steps on requests described by hand: the path vetting
 (``proxy.policy.routing``), the method-override refusal (``proxy.hygiene``), then
-``proxy.policy.decide_request`` -- ``decide`` then ``decide_request_fields``, the pair the
+``proxy.policy.rules.decide_request`` -- ``decide`` then ``decide_request_fields``, the pair the
 pipeline runs, with the request's Content-Type -- so a case shows exactly what the proxy
 would answer. Ambiguous requests (a 400 in the proxy) are ``deny`` with a reason that says so.
 

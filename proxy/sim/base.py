@@ -4,7 +4,7 @@ Each simulated venue (``proxy/sim/<scheme>.py``) exposes
 ``create_app(keys, clock=None) -> SimVenue``: an ASGI app that verifies the scheme's
 authentication exactly as the venue does and answers with the venue's envelope and
 error codes. ``keys`` maps the venue API key to the credential fields the proxy holds in
-Vault (the same shape as ``proxy.credentials.Credentials``).
+Vault (the same shape as ``proxy.messages.Credentials``).
 
 Every request the venue receives is appended to ``SimVenue.recorder`` *before*
 verification, so tests can assert what reached the upstream, including that nothing

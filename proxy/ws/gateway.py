@@ -36,11 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.errors import ProxyError, UnknownRoute, render_error
-from proxy.messages import Incoming, OutgoingRequest, UpstreamReply
+from proxy.messages import Incoming, OutgoingRequest
 from proxy.pipeline import Audit, Grant, Pipeline
 from proxy.policy.rules import RateSpec
 from proxy.settings import WebSocketSettings
-from proxy.venue import Venue
 from proxy.ws import frames
 from proxy.ws.base import LoginFailed, StreamContext, StreamLogin
 from proxy.ws.frames import Closed
@@ -132,7 +131,7 @@ class StreamGateway:
                 route.account,
                 creds,
                 pipeline.clock,
-                self._http(venue),
+                pipeline.login_sender(venue),
                 self.reply_timeout_s,
                 pipeline.transit_operator(venue, route.account, creds),
             )
@@ -173,15 +172,6 @@ class StreamGateway:
             return await relay.run(backlog), relay.stats
         await relay.finish(ending)
         return ending, relay.stats
-
-    def _http(self, venue: Venue) -> Callable[[OutgoingRequest], Awaitable[UpstreamReply]]:
-        forwarder = self.pipeline.forwarder
-
-        async def send(request: OutgoingRequest) -> UpstreamReply:
-            # Logins over HTTP (EVEDEX's auth API) go to configured origins only, as in REST.
-            return await forwarder.send(request.origin or venue.origin, request)
-
-        return send
 
     def _log(
         self,

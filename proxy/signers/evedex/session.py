@@ -52,7 +52,7 @@ _BAD_KEY = "wallet_private_key is not a 32-byte hex secp256k1 key"
 class Wallet:
     address: str
     account: LocalAccount  # SIWE personal_sign
-    signing_key: coincurve.PrivateKey  # EIP-712 digests (evedex_orders explains why coincurve)
+    signing_key: coincurve.PrivateKey  # EIP-712 digests (orders.py explains why coincurve)
 
     def __repr__(self) -> str:
         return f"<Wallet {self.address}>"

@@ -8,18 +8,18 @@ vectors ``vectors/evedex.json``). Sources: ``evedex-official/exchange-crypto@fc8
 * Every request carries the account's credential: ``x-api-key: <api_key>`` in ``api_key``
   mode, ``Authorization: Bearer <accessToken>`` in ``jwt`` mode (the default).
 * Order, replace, position-close, TP/SL and withdraw bodies additionally carry an EIP-712
-  signature by the account's wallet, built from the body (``evedex_orders``). Nothing else
+  signature by the account's wallet, built from the body (``orders``). Nothing else
   is signed per request; other requests only gain the auth header.
-* ``jwt`` mode logs in with SIWE (``evedex_session``) against ``auth_upstream`` and keeps
+* ``jwt`` mode logs in with SIWE (``session``) against ``auth_upstream`` and keeps
   one long-lived session per account (STYLE.md habit 9). The access token is refreshed
   ``refresh_leeway_s`` before it expires (its JWT lifetime ``exp - iat`` counted from
-  receipt, else ``exp``; ``evedex_session.Tokens``); a 401 from the venue triggers one
+  receipt, else ``exp``; ``session.Tokens``); a 401 from the venue triggers one
   single-flight refresh and one replay (DESIGN.md: a 401 means the venue rejected the
   request before executing it). A refresh answered 401 (or unreadable) falls back to a
   fresh SIWE login; a second 401 after the replay goes back to the client unchanged and
   counts in ``replay_rejections``.
 
-Choices where the sources are silent (see also ``evedex_orders`` and ``evedex_session``):
+Choices where the sources are silent (see also ``orders`` and ``session``):
 
 * **Host**: ``auth_upstream`` is configured (PROD ``https://auth-api.evedex.com``; the docs'
   ``auth.evedex.com`` serves an HTML shell). The trading origin is the venue's ``upstream``
