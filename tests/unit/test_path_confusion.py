@@ -69,7 +69,7 @@ SEGMENTS = [
 
 def oracle_allows(path: str) -> bool:
     venue = venue_reading(path)
-    allowed = any(glob_matches(g, path) for g in ALLOW)
+    allowed = any(glob_matches(g, path, as_sent=True) for g in ALLOW)
     return allowed and not any(glob_matches(g, venue) for g in DENY)
 
 
@@ -132,6 +132,7 @@ def test_forwarded_iff_policy_admits_the_forwarded_path(tmp_path_factory, segmen
 
 def test_oracle_sanity() -> None:
     assert oracle_allows("/v2/spot/order")
+    assert not oracle_allows("/v2/spot")  # another spelling of /v2/spot/: allow rules match as sent
     assert oracle_allows("/v2/assets/balance")
     assert not oracle_allows("/v2/assets/a/b")
     assert not oracle_allows("/v2/spot/withdraw")
