@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.ratelimit_profiles import SHIPPED_PROFILES, load_profiles
+from proxy.ratelimit.profiles import SHIPPED_PROFILES, load_profiles
 
 BENCH_TOKEN = "bench-client-token"  # a benchmark-only client token, allowed by ``policy()``
 ACCOUNT = "main"

@@ -12,7 +12,7 @@ builds them, and the same requests as the load test (``benchmarks.configs``):
   the cache, every timed call is a hit) and ``MemoryStore``;
 * ``Pipeline.handle`` and the whole ``ProxyApp`` ASGI call per venue with an upstream that
   answers instantly: the proxy's CPU per request without any socket;
-* the Redis limiter: a hook (``redis_limiter``) that runs once ``proxy.ratelimit`` has one.
+* the Redis limiter: a hook (``redis_limiter``) that runs once ``proxy.ratelimit.limiter`` has one.
 """
 
 from __future__ import annotations
@@ -36,23 +36,23 @@ import uvloop
 import yaml
 
 from benchmarks import configs, targets, upstream
-from proxy import logs, ratelimit
+from proxy import logs
 from proxy.clock import SystemClock
 from proxy.credentials import vault
-from proxy.credentials.base import Credentials
 from proxy.credentials.memory import MemoryStore
 from proxy.credentials.vault import VaultStore, make_client
 from proxy.edge import ProxyApp
 from proxy.hygiene import HeaderPolicy, response_headers
 from proxy.identity import identify
-from proxy.pipeline import Audit, Incoming
-from proxy.policy import decide
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import Bucket, Limiter, MemoryLimiter
-from proxy.routing import parse_route
+from proxy.messages import Credentials, Incoming, OutgoingRequest, UpstreamReply
+from proxy.pipeline import Audit
+from proxy.policy.loader import load_policies
+from proxy.policy.routing import parse_route
+from proxy.policy.rules import RateSpec, decide
+from proxy.ratelimit.limiter import Bucket, Limiter, MemoryLimiter
 from proxy.signers import SIGNERS, invex, owned_headers
-from proxy.signers import evedex_session as siwe
-from proxy.signers.base import OutgoingRequest, SignContext, UpstreamReply
+from proxy.signers.base import SignContext
+from proxy.signers.evedex import session as siwe
 from proxy.sim.credentials import demo_credentials
 
 Result = dict[str, Any]
@@ -140,7 +140,7 @@ def redis_limiter() -> Limiter | None:
         socket.create_connection((host or "127.0.0.1", int(port or 6379)), timeout=0.2).close()
     except OSError:
         return None
-    from proxy.ratelimit_redis import RedisLimiter  # redis is imported only when used
+    from proxy.ratelimit.redis import RedisLimiter  # redis is imported only when used
 
     return RedisLimiter(url, SystemClock(), key_prefix="signing-proxy-bench")
 
@@ -228,8 +228,8 @@ def edge_cases(workdir: Path) -> list[Case]:
     limiter = MemoryLimiter(SystemClock())
     spec = configs.HUGE_RATE
     buckets = [
-        Bucket("account coinex/main", ratelimit.RateSpec(**spec)),
-        Bucket("client bench", ratelimit.RateSpec(**spec)),
+        Bucket("account coinex/main", RateSpec(**spec)),
+        Bucket("client bench", RateSpec(**spec)),
     ]
     return [
         Case("identify (token sha256)", "edge", lambda: identify(policies, auth, "127.0.0.1")),
@@ -257,7 +257,7 @@ def store_cases() -> list[Case]:
         Case("MemoryStore.get", "credentials", afn=lambda: memory.get("coinex", "main")),
     ]
     limiter = redis_limiter()
-    spec = ratelimit.RateSpec(**configs.HUGE_RATE)
+    spec = RateSpec(**configs.HUGE_RATE)
     buckets = [Bucket("account coinex/main", spec), Bucket("client bench", spec)]
     if limiter is not None:
         cases.append(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmarks import nginx, procs
 from benchmarks.procs import Cores, Process
-from proxy.devvault import free_port
+from proxy.dev.devvault import free_port
 
 PYTHON_SERVERS = (  # benchmarks.targets.SERVERS (not imported: it loads the whole product)
     "signing",

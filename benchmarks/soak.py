@@ -4,7 +4,7 @@ flat: a leak per request (a socket, a session, a cache entry) shows up here.
 
     python -m benchmarks.soak --duration 180 --rate 150
 
-The stack is ``proxy.stack.LocalStack`` (OpenBao dev server + strict simulated venues);
+The stack is ``proxy.dev.stack.LocalStack`` (OpenBao dev server + strict simulated venues);
 the proxy under test is a separate process started from the stack's config, so what is
 measured is the proxy alone. Traffic: signed GETs and orders on every venue, denials
 (withdrawals), unauthenticated requests, refused paths and rate-limited bursts.
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import httpx
 
-from proxy.serve_process import ServeProcess
+from proxy.dev.serve_process import ServeProcess
+from proxy.dev.stack import LocalStack
 from proxy.sim.samples import ORDERS, READS
-from proxy.stack import LocalStack
 
 
 @dataclass

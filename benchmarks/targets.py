@@ -36,15 +36,15 @@ from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
 from proxy.forward import Forwarder, Upstream
 from proxy.hygiene import ALWAYS_DROPPED, HOP_BY_HOP, HeaderPolicy
+from proxy.messages import Incoming, OutgoingRequest, UpstreamReply
 from proxy.metrics import Metrics
-from proxy.pipeline import Audit, Incoming, Pipeline, ReadBody
-from proxy.policy import PolicySet
-from proxy.ratelimit import MemoryLimiter
-from proxy.routing import parse_route
+from proxy.pipeline import Audit, Pipeline, ReadBody
+from proxy.policy.routing import parse_route
+from proxy.policy.rules import PolicySet
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.serve import data_plane_config
 from proxy.server import ProxyServer
 from proxy.settings import build_settings
-from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.sim.credentials import demo_credentials
 from proxy.workers import reuse_port_socket, supervise
 

@@ -2,8 +2,8 @@
 
 ``python -m benchmarks.transit [--quick] [--concurrency N] [--seconds S] [--json PATH]``
 
-Starts an OpenBao dev server (``proxy.devvault``), imports fresh CoinEx (HMAC) and Invex
-(RSA-2048) keys into Transit through ``proxy.keys_ops.put_transit`` (what ``signing-proxy
+Starts an OpenBao dev server (``proxy.dev.devvault``), imports fresh CoinEx (HMAC) and Invex
+(RSA-2048) keys into Transit through ``proxy.keys.provisioning.put_transit`` (what ``signing-proxy
 keys put --transit`` does), and measures the signing step exactly as the pipeline runs it:
 
 * ``kv``: ``Signer.sign`` with the secret in memory (the KV cache hit path);
@@ -32,13 +32,13 @@ from typing import Any
 import hvac
 
 from proxy.clock import SystemClock
-from proxy.credentials.base import Credentials
 from proxy.credentials.transit import VaultTransit, parse_output, request_for
 from proxy.credentials.vault_auth import TokenKeeper, TokenLogin
-from proxy.devvault import DevVault
-from proxy.keys_ops import Account, KeyVault, put_transit
+from proxy.dev.devvault import DevVault
+from proxy.keys.provisioning import Account, KeyVault, put_transit
+from proxy.messages import Credentials, OutgoingRequest
 from proxy.signers import SIGNERS
-from proxy.signers.base import OutgoingRequest, SignContext
+from proxy.signers.base import SignContext
 from proxy.signers.keyops import KeyOp, KeyOperator, drive
 from proxy.signing_modes import default_transit_key
 from proxy.sim.credentials import demo_credentials

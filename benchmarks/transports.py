@@ -15,7 +15,7 @@ import httptools
 import httpx
 
 from proxy.errors import UpstreamUnreachable
-from proxy.signers.base import OutgoingRequest, UpstreamReply
+from proxy.messages import OutgoingRequest, UpstreamReply
 
 HTTPX_TRANSPORTS = ("httpx", "httpx-aiohttp")
 

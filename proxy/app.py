@@ -1,4 +1,6 @@
-"""``create_app(settings)``: wires the data plane from validated ``Settings``.
+"""The composition root: ``create_app(settings)`` wires the data plane from validated
+``Settings``, and every config-time ``build_*`` lives here (venues, store, login, Transit,
+limiter, venue rate limits), so runtime modules never import the settings they are built from.
 
 Builds the venues (one signer each), the credential store (Vault), Transit, the limiter
 and its rate gate, the forwarder and the stream gateway, and hands their start/stop to
@@ -9,6 +11,8 @@ the edge's lifespan (``proxy.edge.ProxyApp``). Config and policy errors raise
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,24 +32,25 @@ from proxy.edge import ProxyApp
 from proxy.forward import Forwarder
 from proxy.hygiene import HeaderPolicy
 from proxy.metrics import Metrics
-from proxy.pipeline import Pipeline, Venue
-from proxy.policy import PolicySet
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import LimiterCollector, build_limiter
-from proxy.ratelimit_gate import RateGate, build_rate_limits
+from proxy.pipeline import Pipeline
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import PolicySet
+from proxy.ratelimit.gate import RateGate, RateLimits, VenueLimits
+from proxy.ratelimit.limiter import Limiter, LimiterCollector, MemoryLimiter
+from proxy.ratelimit.profiles import PROFILE_DIR, SHIPPED_PROFILES, Group, Profile, load_profiles
 from proxy.readiness import Health
-from proxy.settings import Settings, validate_scheme_options
-from proxy.signers import SIGNERS, owned_headers
+from proxy.settings import GroupOverride, RateLimitSettings, Settings, validate_scheme_options
+from proxy.signers import ENVELOPES, SIGNERS, owned_headers
 from proxy.signers.base import LockWaits, SessionEvents
-from proxy.signers.envelopes import ENVELOPES
 from proxy.signing_modes import transit_keys
+from proxy.venue import Venue
 from proxy.ws.gateway import StreamGateway
 from proxy.ws.upstream import AiohttpConnector
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from proxy.sessions_redis import RedisSessions
+    from proxy.credentials.sessions_redis import RedisSessions
 
 
 def build_venues(
@@ -137,6 +142,113 @@ def build_login(settings: Settings) -> VaultLogin:
     return ServiceAccountLogin(
         auth.role, auth.token_path, mount=auth.mount or auth.method, method=auth.method
     )
+
+
+def build_limiter(config: RateLimitSettings, clock: Clock) -> Limiter:
+    """The configured backend (``rate_limits.backend``); nothing connects until first use."""
+    if config.backend == "memory":
+        return MemoryLimiter(clock)
+    from proxy.ratelimit.redis import RedisLimiter  # redis is imported only when configured
+
+    assert config.url is not None  # RateLimitSettings validates it
+    assert config.key_prefix is not None  # load_settings fills the default (default_key_prefix)
+    return RedisLimiter(
+        config.url,
+        clock,
+        key_prefix=config.key_prefix,
+        timeout_s=config.timeout_s,
+        on_error=config.on_redis_error,
+    )
+
+
+def build_rate_limits(settings: Settings) -> RateLimits:
+    """Resolve each configured venue's profile and the operator's overrides."""
+    config = settings.rate_limits
+    source = Path(settings.source)
+    if not config.venue_profiles:
+        return RateLimits()
+    directory = _profile_dir(config, source, settings.policies)
+    profiles = load_profiles(directory)
+    unknown = sorted(set(config.venues) - set(settings.venues))
+    if unknown:
+        raise ConfigError(source, f"rate_limits.venues.{unknown[0]}", "not a configured venue")
+    venues = {}
+    for name, venue in settings.venues.items():
+        choice = config.venues.get(name)
+        profile_name = (choice.profile if choice and choice.profile else None) or venue.scheme
+        if profile_name == "none":
+            continue
+        if profile_name not in profiles:
+            field = f"rate_limits.venues.{name}.profile" if choice and choice.profile else f"venues.{name}"
+            raise ConfigError(source, field, f"no rate-limit profile {profile_name!r} in {directory}")
+        cooldown = choice.cooldown_s if choice else None
+        venues[name] = _venue_limits(
+            name, venue.account_names, profiles[profile_name], config, source, cooldown
+        )
+    _check_overrides(config, settings, venues, source)
+    return RateLimits(venues)
+
+
+def _profile_dir(config: RateLimitSettings, source: Path, policies: Path) -> Path:
+    if config.profiles_dir is not None:
+        given = config.profiles_dir
+        return given if given.is_absolute() else source.parent / given
+    beside = policies / PROFILE_DIR
+    return beside if beside.is_dir() else SHIPPED_PROFILES
+
+
+def _venue_limits(
+    venue: str,
+    accounts: Iterable[str],
+    profile: Profile,
+    config: RateLimitSettings,
+    source: Path,
+    cooldown_s: float | None,
+) -> VenueLimits:
+    known = {g.name: g for g in profile.groups}
+    venue_wide = _overridden(known, config.overrides.get(venue, {}), f"rate_limits.overrides.{venue}", source)
+    ip_groups = tuple(g for g in venue_wide.values() if g.scope == "ip")
+    per_account = {}
+    for account in accounts:
+        key = f"{venue}/{account}"
+        field = f"rate_limits.overrides.{key}"
+        groups = _overridden(venue_wide, config.overrides.get(key, {}), field, source)
+        ip_touched = [g for g in config.overrides.get(key, {}) if venue_wide[g].scope == "ip"]
+        if ip_touched:
+            raise ConfigError(
+                source, f"{field}.{ip_touched[0]}", "an ip-scoped group is overridden per venue"
+            )
+        per_account[account] = tuple(g for g in groups.values() if g.scope == "account")
+    feedback = profile.feedback if cooldown_s is None else replace(profile.feedback, cooldown_s=cooldown_s)
+    default = tuple(g for g in venue_wide.values() if g.scope == "account")
+    return VenueLimits(venue, profile.name, ip_groups, per_account, feedback, default)
+
+
+def _overridden(
+    groups: dict[str, Group], overrides: Mapping[str, GroupOverride], field: str, source: Path
+) -> dict[str, Group]:
+    result = dict(groups)
+    for name, override in overrides.items():
+        if name not in groups:
+            raise ConfigError(
+                source, f"{field}.{name}", f"unknown group (profile groups: {', '.join(groups)})"
+            )
+        limit = override.limit or groups[name].limit
+        window = override.window_s or groups[name].window_s
+        result[name] = replace(groups[name], limit=limit, window_s=window)
+    return result
+
+
+def _check_overrides(
+    config: RateLimitSettings, settings: Settings, venues: Mapping[str, VenueLimits], source: Path
+) -> None:
+    for key in config.overrides:
+        venue, _, account = key.partition("/")
+        field = f"rate_limits.overrides.{key}"
+        if venue not in settings.venues or (account and account not in settings.venues[venue].account_names):
+            raise ConfigError(source, field, "not a configured venue or <venue>/<account>")
+        if venue not in venues:
+            raise ConfigError(source, field, f"venue {venue} has no rate-limit profile to override")
 
 
 def create_app(
@@ -249,7 +361,7 @@ def _client_waits(settings: Settings, policies: PolicySet) -> dict[str, int]:
 
 class VenueBuilder:
     """Builds the venues with every signer wired as the process wires them: session event and
-    lock-wait metrics, and the replicas' shared EVEDEX sessions (``proxy.sessions_redis``).
+    lock-wait metrics, and the replicas' shared EVEDEX sessions (``proxy.credentials.sessions_redis``).
 
     ``create_app`` builds the startup venues with it and hands it to the pipeline; a reload
     (``proxy.reload``) builds through the same instance, so a signer built by a reload shares
@@ -276,15 +388,15 @@ class VenueBuilder:
         enabled = config.backend == "redis" if config.shared_sessions is None else config.shared_sessions
         if not enabled or config.url is None or self.store is None:
             return
-        from proxy.sessions_redis import share_sessions  # redis is imported only when configured
+        from proxy.credentials.sessions_redis import share_sessions  # redis is imported only when configured
 
         share_sessions((venue.signer for venue in venues.values()), self._sessions)
 
     def _sessions(self) -> RedisSessions:
         """The process's one shared session store; its Redis client is opened on first need."""
         if self._shared is None:
-            from proxy.ratelimit_redis import make_client
-            from proxy.sessions_redis import RedisSessions
+            from proxy.credentials.sessions_redis import RedisSessions
+            from proxy.ratelimit.redis import make_client
 
             config = self._config
             assert config.url is not None and self.store is not None  # share() checked

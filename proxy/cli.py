@@ -9,7 +9,8 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proxy.cli_errors import CliFailure
@@ -17,8 +18,9 @@ from proxy.config_errors import ConfigError
 from proxy.errors import CredentialsUnavailable, SigningFailed
 
 if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
-    from proxy.pipeline import Venue
+    from proxy.policy.cases import PolicyWorld
     from proxy.settings import Settings
+    from proxy.venue import Venue
 
 DEFAULT_CONFIG = "proxy.yaml"
 
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser(redact: bool = False) -> argparse.ArgumentParser:
-    from proxy.keys import RedactingParser, add_keys_parser
+    from proxy.keys.cli import RedactingParser, add_keys_parser
 
     parser_class = RedactingParser if redact else argparse.ArgumentParser
     parser = parser_class(prog="signing-proxy", description=__doc__)
@@ -144,10 +146,9 @@ def _workers(value: str) -> int | str:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from proxy.app import build_venues
-    from proxy.policy_cases import report_mode_notes
-    from proxy.policy_loader import load_policies
-    from proxy.ratelimit_gate import build_rate_limits
+    from proxy.app import build_rate_limits, build_venues
+    from proxy.policy.cases import report_mode_notes
+    from proxy.policy.loader import load_policies
     from proxy.settings import load_settings
     from proxy.workers import check_shared_state, resolve_workers
 
@@ -172,7 +173,7 @@ def _check(args: argparse.Namespace) -> int:
 async def _check_vault(settings: Settings, venues: dict[str, Venue]) -> int:
     from proxy.app import build_store
     from proxy.clock import SystemClock
-    from proxy.credentials.base import require_fields
+    from proxy.messages import require_fields
 
     store = build_store(settings, SystemClock())
     failures = 0
@@ -196,22 +197,35 @@ async def _check_vault(settings: Settings, venues: dict[str, Venue]) -> int:
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from proxy.policy_cases import load_cases, load_world, print_results, run_cases
+    from proxy.policy.cases import load_cases, print_results, run_cases
 
     cases = load_cases(args.cases)
     policies = args.policies
     if policies is None and args.config is None and cases.policies is not None:
         policies = Path(args.cases).parent / cases.policies
-    world = load_world(args.config or _default_config(), policies, cases.schemes)
+    world = _world(args.config or _default_config(), policies, cases.schemes)
     return print_results(run_cases(world, cases, args.cases), sys.stdout)
 
 
-def _policy_explain(args: argparse.Namespace) -> int:
-    from proxy.policy_cases import evaluate, load_world, print_explanation
+def _world(
+    config: str | None, policies: str | Path | None, schemes: Mapping[str, str] | None = None
+) -> PolicyWorld:
+    """A policy directory alone, or a proxy config's policies and venue schemes."""
+    from proxy.policy.cases import load_world
 
-    world = load_world(args.config or _default_config(), args.policies)
+    if policies is not None:
+        return load_world(policies, schemes)
+    from proxy.settings import load_settings  # imports every signer: only when a config is used
+
+    settings = load_settings(config or "proxy.yaml")
+    configured = {name: venue.scheme for name, venue in settings.venues.items()}
+    return load_world(settings.policies, schemes, configured)
+
+
+def _policy_explain(args: argparse.Namespace) -> int:
+    from proxy.policy.cases import evaluate, print_explanation
+
+    world = _world(args.config or _default_config(), args.policies)
     client = world.client(args.client, args.policies or args.config or _default_config(), "--client")
     body = args.body.encode()
     headers = tuple(_header(text) for text in args.header)
@@ -231,7 +245,7 @@ def _default_config() -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from proxy.demo import run_demo
+    from proxy.dev.demo import run_demo
 
     return run_demo(keep_running=args.keep_running, transit=args.transit)
 

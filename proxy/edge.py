@@ -31,8 +31,9 @@ from proxy.errors import (
     render_error,
 )
 from proxy.hygiene import response_headers
+from proxy.messages import Incoming
 from proxy.metrics import UNKNOWN, Metrics
-from proxy.pipeline import Audit, Incoming, Pipeline
+from proxy.pipeline import Audit, Pipeline
 from proxy.readiness import Health
 from proxy.server import REFUSED, TIMED_OUT
 from proxy.ws.gateway import StreamGateway

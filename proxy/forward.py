@@ -35,7 +35,7 @@ import aiohttp
 from yarl import URL
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
-from proxy.signers.base import OutgoingRequest, UpstreamReply
+from proxy.messages import OutgoingRequest, UpstreamReply
 
 log = logging.getLogger("signing_proxy.forward")
 

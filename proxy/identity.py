@@ -13,7 +13,7 @@ import hmac
 import ipaddress
 
 from proxy.errors import Unauthenticated
-from proxy.policy import Client, PolicySet
+from proxy.policy.rules import Client, PolicySet
 
 
 def token_sha256(token: str) -> str:

@@ -4,7 +4,7 @@
 
 Each step is a small function of its own module; this file only sequences them and
 records what happened (``Audit``) for the request log. Every refusal is a
-``ProxyError`` raised by a step; ``proxy.app`` renders it. Identity comes first so that
+``ProxyError`` raised by a step; ``proxy.edge`` renders it. Identity comes first so that
 a stranger learns nothing about venues, accounts or policies (DESIGN.md). The body is
 read only after the decision, so an unauthorised client cannot make us buffer 1 MiB;
 when an allow rule constrains request fields (``docs/policies.md``) it is read right
@@ -14,13 +14,13 @@ after the path-level decision and before admission, so a denied order spends no 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from proxy.clock import Clock
-from proxy.credentials.base import Credentials, CredentialStore, require_fields
+from proxy.credentials.base import CredentialStore
 from proxy.credentials.transit import TransitKeys, pinned_version
 from proxy.errors import (
     BadRequest,
@@ -34,13 +34,15 @@ from proxy.errors import (
 from proxy.forward import Upstream
 from proxy.hygiene import HeaderPolicy, refuse_method_override
 from proxy.identity import identify
-from proxy.policy import Client, PolicySet, RateSpec, decide, decide_request_fields
-from proxy.ratelimit import Limiter
-from proxy.ratelimit_gate import Charge, RateGate
-from proxy.request_fields import joined_header
-from proxy.routing import Route, parse_route
-from proxy.signers.base import OutgoingRequest, SignContext, Signer, UpstreamReply, header_value
+from proxy.messages import Credentials, Incoming, OutgoingRequest, UpstreamReply, require_fields
+from proxy.policy.request_fields import joined_header
+from proxy.policy.routing import Route, parse_route
+from proxy.policy.rules import Client, Decision, PolicySet, decide, decide_request_fields
+from proxy.ratelimit.gate import Charge, RateGate, RateLimits
+from proxy.ratelimit.limiter import Limiter
+from proxy.signers.base import Send, SignContext
 from proxy.signers.keyops import KeyOperator
+from proxy.venue import Venue
 
 if TYPE_CHECKING:
     from proxy.settings import Settings
@@ -51,34 +53,20 @@ ReadBody = Callable[[], Awaitable[bytes]]
 
 
 @dataclass(frozen=True, slots=True)
-class Incoming:
-    method: str
-    raw_path: bytes
-    query: bytes
-    headers: tuple[tuple[str, str], ...]  # lower-case names
-    peer: str | None
+class Grant:
+    """What ``Pipeline.authorize`` allowed: who, which venue account, under which policies."""
 
-    def header(self, name: str) -> str | None:
-        return header_value(self.headers, name)
+    client: Client
+    route: Route
+    venue: Venue
+    decision: Decision
+    policies: PolicySet  # the policies that decided: admission charges their buckets
+    body: bytes | None = field(default=None, repr=False)  # read when field rules needed it
 
-
-@dataclass(frozen=True, slots=True)
-class Venue:
-    """A configured venue at run time: its origin, accounts and the signer built once."""
-
-    name: str
-    origin: str
-    accounts: frozenset[str]
-    signer: Signer
-    ws_origin: str | None = None  # WebSocket origin (ws:// or wss://); None: no streams (proxy.ws)
-    # account -> Vault Transit key name for ``signing: transit`` accounts; others sign from KV.
-    transit_keys: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
-
-    def required_fields(self, account: str) -> tuple[str, ...]:
-        """The KV fields the account needs: public ones only when Transit holds the key."""
-        if account in self.transit_keys:
-            return self.signer.public_fields()
-        return self.signer.required_fields
+    @property
+    def key(self) -> str:
+        """The venue account the request uses: what per-key limits count."""
+        return f"{self.route.venue}/{self.route.account}"
 
 
 @dataclass(slots=True)
@@ -139,19 +127,18 @@ class Pipeline:
         self.build_venues = build_venues
         self.transit = transit  # Vault Transit for ``signing: transit`` accounts (proxy.credentials.transit)
 
+    def swap(self, *, policies: PolicySet, venues: dict[str, Venue], limits: RateLimits) -> None:
+        """Reload: the new configuration, one reference each. No await in between, so a
+        request sees the old set or the new one; one in flight keeps what it started with."""
+        self.venues = venues
+        self.rate_gate.limits = limits
+        self.policies = policies
+
     async def handle(self, request: Incoming, read_body: ReadBody, audit: Audit) -> UpstreamReply:
-        policies = self.policies
-        client = identify(policies, request.header("proxy-authorization"), request.peer)
-        audit.client = client.name
-        route = parse_route(request.raw_path, request.query)
-        refuse_method_override(request.headers, route.query)
-        audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
-        venue = self._venue(route, audit)
-        audit.scheme = venue.signer.scheme  # from here on, refusals take this venue's error shape
-        body = await self._authorize(client, route, request, venue, read_body, audit)
-        await self.admit(policies, client.name, client.rate_limit, route, audit)
-        if body is None:
-            body = await read_body()
+        grant = await self.authorize(request, read_body, audit)
+        await self.admit(grant, audit)
+        body = grant.body if grant.body is not None else await read_body()
+        route, venue = grant.route, grant.venue
         outgoing = OutgoingRequest(
             request.method, route.target, self.header_policy.request_headers(request.headers), body
         )
@@ -159,29 +146,32 @@ class Pipeline:
         # queue up to max_wait_ms, which must not eat a CoinEx window or an Invex expire_at,
         # and a refused request reads no secret and spends no signature (none in Transit).
         prepaid = await self.charge_venue(venue, route.account, audit, outgoing)
-        creds = await self.store.get(route.venue, route.account)
-        require_fields(creds, venue.required_fields(route.account), route.venue, route.account)
+        creds = await self.credentials(venue, route.account)
         ctx = SignContext(route.venue, route.account, int(self.clock.now() * 1000))
         reply = await self._sign_and_send(venue, outgoing, creds, ctx, audit, prepaid)
         audit.upstream_status = reply.status
         return reply
 
-    def _venue(self, route: Route, audit: Audit) -> Venue:
-        venue = self.venues.get(route.venue)
-        audit.venue_known = venue is not None
-        if venue is None or route.account not in venue.accounts:
-            raise UnknownRoute(f"unknown venue or account: {route.venue}/{route.account}")
-        audit.account_known = True
-        return venue
+    async def authorize(
+        self, request: Incoming, read_body: ReadBody, audit: Audit, *, stream: bool = False
+    ) -> Grant:
+        """identify -> route -> venue -> decide, for REST and stream opens alike.
 
-    async def _authorize(
-        self, client: Client, route: Route, request: Incoming, venue: Venue, read_body: ReadBody, audit: Audit
-    ) -> bytes | None:
-        """The policy step. Returns the body when field constraints made it read it.
-
-        The path decides first; the body is read only when a path-matching allow rule
-        constrains fields, i.e. only for an identified client the path already admits.
+        One snapshot of the policies for the whole decision. The path decides first; the
+        body is read only when a path-matching allow rule constrains fields, i.e. only for
+        an identified client the path already admits (a stream has no body: its fields are
+        the query). ``stream``: the venue must have a WebSocket upstream (404 otherwise).
         """
+        policies = self.policies
+        client = identify(policies, request.header("proxy-authorization"), request.peer)
+        audit.client = client.name
+        route = parse_route(request.raw_path, request.query)
+        refuse_method_override(request.headers, route.query)
+        audit.venue, audit.account, audit.path = route.venue, route.account, route.upstream_path
+        venue = self._venue(route, audit)
+        if stream and venue.ws_origin is None:
+            raise UnknownRoute(f"venue {route.venue} has no WebSocket upstream (ws_upstream)")
+        audit.scheme = venue.signer.scheme  # from here on, refusals take this venue's error shape
         method, headers = request.method, request.headers
         decision = decide(client, route.venue, route.account, method, route.upstream_path)
         body = None
@@ -193,23 +183,54 @@ class Pipeline:
         if decision.bad_request:  # ambiguous: refused in every mode (docs/policies.md)
             raise BadRequest(decision.reason)
         # Report mode: the request goes on; the access log carries why it will be refused once
-        # enforced. Metric hook: proxy.app._record counts audit.would_deny per audit.rule.
+        # enforced. Metric hook: proxy.edge counts audit.would_deny per audit.rule.
         audit.would_deny = decision.would_deny
         if not decision.allowed:
             raise PolicyDenied(decision.reason)
-        return body
+        return Grant(client, route, venue, decision, policies, body)
 
-    async def admit(
-        self, policies: PolicySet, client: str, client_spec: RateSpec | None, route: Route, audit: Audit
-    ) -> None:
-        """The client's and the policy file's buckets (and the key's venue cooldown).
-        Shared with stream opens (``proxy.ws.gateway``): a stream open is a request."""
+    def _venue(self, route: Route, audit: Audit) -> Venue:
+        venue = self.venues.get(route.venue)
+        audit.venue_known = venue is not None
+        if venue is None or route.account not in venue.accounts:
+            raise UnknownRoute(f"unknown venue or account: {route.venue}/{route.account}")
+        audit.account_known = True
+        return venue
+
+    async def admit(self, grant: Grant, audit: Audit) -> None:
+        """The client's and the policy file's buckets (and the key's venue cooldown), in the
+        policies that decided. Stream opens too (``proxy.ws.gateway``): a stream open is a request."""
+        client, route = grant.client, grant.route
         try:
             gate = self.rate_gate
-            await gate.admit_client(policies, client, client_spec, route.venue, route.account, audit.extra)
+            await gate.admit_client(
+                grant.policies, client.name, client.rate_limit, route.venue, route.account, audit.extra
+            )
         except RateLimited as refused:
             audit.limit = refused.limit_name
             raise
+
+    def accounts(self) -> list[tuple[Venue, str]]:
+        """Every configured venue account, in a stable order (readiness checks each secret)."""
+        return [(venue, account) for venue in self.venues.values() for account in sorted(venue.accounts)]
+
+    def dependency_probes(self) -> dict[str, Awaitable[Any]]:
+        """One probe per backend that has one: ``vault`` (the store's health, a state text)
+        and ``redis`` (the limiter's ping, a bool)."""
+        probes: dict[str, Awaitable[Any]] = {}
+        store_health = getattr(self.store, "health", None)
+        if store_health is not None:
+            probes["vault"] = store_health()
+        redis_ping = getattr(self.limiter, "ping", None)
+        if redis_ping is not None:
+            probes["redis"] = redis_ping()
+        return probes
+
+    async def credentials(self, venue: Venue, account: str) -> Credentials:
+        """The account's credentials, with every field its signing mode needs (names only in errors)."""
+        creds = await self.store.get(venue.name, account)
+        require_fields(creds, venue.required_fields(account), venue.name, account)
+        return creds
 
     async def charge_venue(
         self, venue: Venue, account: str, audit: Audit, request: OutgoingRequest, stream: bool = False
@@ -254,6 +275,16 @@ class Pipeline:
             # Signing time = the flow's time minus the venue round trips it made.
             flow_ms = (self.clock.monotonic() - started) * 1000
             audit.sign_ms = round(max(0.0, flow_ms - (audit.upstream_ms or 0)), 3)
+
+    def login_sender(self, venue: Venue) -> Send:
+        """Round trips for a stream login over HTTP (EVEDEX's auth API): to the venue's
+        configured origins only, as in REST, uncharged like a REST flow's auth calls."""
+        forwarder = self.forwarder
+
+        async def send(request: OutgoingRequest) -> UpstreamReply:
+            return await forwarder.send(request.origin or venue.origin, request)
+
+        return send
 
     def transit_operator(self, venue: Venue, account: str, creds: Credentials) -> KeyOperator | None:
         """Vault Transit performs the key operation for a ``signing: transit`` account; ``None``: KV."""

@@ -23,10 +23,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from proxy.credentials.base import require_fields
 from proxy.errors import CredentialsUnavailable
 from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline
+from proxy.venue import Venue
 
 log = logging.getLogger("signing_proxy.readiness")
 INTERVAL_S = 5.0
@@ -72,19 +72,17 @@ class Health:
     async def check(self) -> None:
         """One pass: every dependency and every account's secret, concurrently."""
         pipeline = self.pipeline
-        probes: dict[str, Any] = {}
-        store_health = getattr(pipeline.store, "health", None)
-        if store_health is not None:
-            probes["vault"] = store_health()
-        redis_ping = getattr(pipeline.limiter, "ping", None)
-        if redis_ping is not None:
-            probes["redis"] = _ping_state(redis_ping())
-        keys = [(v.name, a) for v in pipeline.venues.values() for a in sorted(v.accounts)]
+        probes = pipeline.dependency_probes()
+        if "redis" in probes:
+            probes["redis"] = _ping_state(probes["redis"])
+        keys = pipeline.accounts()
         results = await asyncio.gather(
             *probes.values(), *(_secret_state(pipeline, venue, account) for venue, account in keys)
         )
         self.dependencies = dict(zip(probes, results[: len(probes)], strict=True))
-        self.secrets = {f"{v}/{a}": state for (v, a), state in zip(keys, results[len(probes) :], strict=True)}
+        self.secrets = {
+            f"{v.name}/{a}": state for (v, a), state in zip(keys, results[len(probes) :], strict=True)
+        }
         self.warmed_up = True
         self.report()
 
@@ -116,12 +114,11 @@ async def _ping_state(ping: Any) -> str:
     return "ok" if await ping else "unreachable"
 
 
-async def _secret_state(pipeline: Pipeline, venue: str, account: str) -> str:
+async def _secret_state(pipeline: Pipeline, venue: Venue, account: str) -> str:
     # Through the credential cache: a cached secret is "ok" while Vault is down (within
     # stale_grace_s). Messages name fields, never values (CredentialsUnavailable).
     try:
-        creds = await pipeline.store.get(venue, account)
-        require_fields(creds, pipeline.venues[venue].required_fields(account), venue, account)
+        await pipeline.credentials(venue, account)
     except CredentialsUnavailable as error:
         return error.message
     return "ok"

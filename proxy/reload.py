@@ -1,7 +1,7 @@
 """Reloading policies and venue config without a restart (SIGHUP, or a file change).
 
 A reload builds everything new first (settings, venues, policies) and only then swaps
-the pipeline's references, each one assignment: a request in flight keeps the objects
+the pipeline's references (``Pipeline.swap``), each one assignment: a request in flight keeps the objects
 it started with, the next one sees the new ones. An invalid file is refused, the old
 config stays in force, and the error names the file and the field.
 
@@ -29,14 +29,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxy.app import build_venues
+from proxy.app import build_rate_limits, build_venues
 from proxy.config_errors import ConfigError
-from proxy.pipeline import Pipeline, Venue
-from proxy.policy import PolicySet
-from proxy.policy_loader import load_policies
-from proxy.ratelimit_gate import RateLimits, build_rate_limits
+from proxy.pipeline import Pipeline
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import PolicySet
+from proxy.ratelimit.gate import RateLimits
 from proxy.settings import Settings, load_settings
 from proxy.signers.base import SessionEvents
+from proxy.venue import Venue
 
 log = logging.getLogger("signing_proxy.reload")
 
@@ -128,9 +129,8 @@ class Reloader:
     def _swap(self, built: Built) -> None:
         # On the event loop, no await in between: a request sees the old set or the new one.
         self._warn_restart_only(built.settings)
-        self.pipeline.venues = self._keep_unchanged(built.settings, built.venues)
-        self.pipeline.rate_gate.limits = built.limits
-        self.pipeline.policies = built.policies
+        venues = self._keep_unchanged(built.settings, built.venues)
+        self.pipeline.swap(policies=built.policies, venues=venues, limits=built.limits)
         self.settings = built.settings
         self.generation += 1
         self._stamp = self._fingerprint()

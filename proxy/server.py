@@ -3,7 +3,7 @@
 uvicorn's httptools protocol keeps only the path of an absolute-form request target
 (``GET http://evil.example/x``), which would make such a request look like an ordinary
 one. DESIGN.md says absolute-form targets are refused, so this protocol puts the raw
-target back into ``raw_path``, where ``proxy.routing`` rejects anything that does not
+target back into ``raw_path``, where ``proxy.policy.routing`` rejects anything that does not
 start with ``/``. (uvicorn's h11 protocol already keeps the raw target.) It also bounds
 the total size and the number of request header fields, which httptools does not, and
 never sends ``100 Continue`` to an HTTP/1.0 client.

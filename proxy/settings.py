@@ -37,8 +37,8 @@ from pydantic import (
 )
 
 from proxy.config_errors import ConfigError, from_validation_error
-from proxy.routing import ROUTE_NAME
-from proxy.signers import SIGNERS
+from proxy.policy.routing import ROUTE_NAME
+from proxy.signers import SIGNERS, stream_config_problem
 from proxy.signers.base import SchemeOptions
 from proxy.signing_modes import AccountSettings, account_entry, check_accounts, transit_keys
 
@@ -138,7 +138,7 @@ class VenueRateLimits(_Strict):
 
 
 class RateLimitSettings(_Strict):
-    """``rate_limits:``; see ``docs/rate-limits.md`` and ``proxy.ratelimit_profiles``."""
+    """``rate_limits:``; see ``docs/rate-limits.md`` and ``proxy.ratelimit.profiles``."""
 
     backend: Literal["memory", "redis"] = "memory"
     url: str | None = Field(default=None, repr=False)  # redis://host:port/db (no password: password_file)
@@ -215,8 +215,6 @@ class VenueSettings(BaseModel):
 
     @model_validator(mode="after")
     def _ws_login_exists(self) -> VenueSettings:
-        from proxy.ws.logins import stream_config_problem  # import cycle: ws.logins needs signers
-
         problem = stream_config_problem(self.scheme, self.options) if self.ws_upstream else None
         if problem:
             raise ValueError(f"ws_upstream: {problem}")

@@ -16,5 +16,5 @@ def shipped(*parts: str) -> Path:
     return Path(str(files("proxy").joinpath(*parts)))
 
 
-RATE_LIMIT_PROFILES = shipped("data", "ratelimits")
-ORDER_FIELDS = shipped("order_fields.yaml")
+RATE_LIMIT_PROFILES = shipped("ratelimit", "data")
+ORDER_FIELDS = shipped("policy", "order_fields.yaml")

@@ -38,8 +38,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Literal
 
+from proxy.children import die_with_parent
 from proxy.config_errors import ConfigError
-from proxy.devvault import die_with_parent
 from proxy.settings import ENV_PREFIX, Settings
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from proxy.credentials.base import Credentials
 from proxy.errors import CredentialsUnavailable
+from proxy.messages import Credentials
 
 
 class MemoryStore:

@@ -47,16 +47,16 @@ from typing import Any, Protocol
 import aiohttp
 import hvac
 
-from proxy.credentials.base import Credentials
 from proxy.credentials.vault_auth import TokenKeeper
 from proxy.credentials.vault_denials import DenialCache, denial_detail
 from proxy.errors import CredentialsUnavailable
+from proxy.messages import Credentials
 from proxy.metrics import Metrics
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator
 
 log = logging.getLogger("signing_proxy.transit")
 
-# KV fields of a Transit-mode account besides its public ones (written by ``proxy.keys_ops``).
+# KV fields of a Transit-mode account besides its public ones (written by ``proxy.keys.provisioning``).
 KV_KEY_FIELD = "transit_key"  # the key's name: tells a human reading KV where the secret went
 KV_VERSION_FIELD = "transit_key_version"  # the version to sign with; absent: Vault's latest
 PSS_SALT_LENGTH = "auto"  # Go crypto/rsa PSSSaltLengthAuto: maximum salt, = Python PSS.MAX_LENGTH

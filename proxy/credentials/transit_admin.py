@@ -1,6 +1,6 @@
 """Managing Transit keys for the security team: BYOK import, new versions, retirement.
 
-Used by ``signing-proxy keys`` (``proxy.keys_ops``) and by the demo stack, never by the
+Used by ``signing-proxy keys`` (``proxy.keys.provisioning``) and by the demo stack, never by the
 proxy itself (its Vault policy should not allow any of these paths). Synchronous hvac:
 these are one-off administrative calls.
 

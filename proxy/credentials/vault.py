@@ -32,10 +32,10 @@ import hvac.exceptions
 import requests
 
 from proxy.clock import Clock
-from proxy.credentials.base import Credentials
 from proxy.credentials.vault_auth import TokenKeeper, TokenLogin, VaultLogin, VaultLoginError
 from proxy.credentials.vault_denials import DenialCache, denial_detail
 from proxy.errors import CredentialsUnavailable
+from proxy.messages import Credentials
 from proxy.metrics import Metrics
 
 log = logging.getLogger("signing_proxy.vault")

@@ -35,68 +35,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from proxy.credentials.base import Credentials
-from proxy.errors import SigningFailed
+from proxy.errors import Envelope, SigningFailed
+from proxy.messages import Credentials, OutgoingRequest, UpstreamReply
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator, SignSteps, drive, drive_local
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingRequest:
-    """A request as it will be sent upstream.
-
-    ``target`` is the upstream path plus ``?query`` exactly as the client sent it (what
-    venues sign); a signer that must change the query builds a new target string.
-    ``headers`` are lower-case names, already cleaned of hop-by-hop and venue-owned
-    headers (``proxy.hygiene``). ``body`` is the exact bytes that will be forwarded.
-    ``origin`` is ``None`` for the venue's configured upstream; a scheme that logs in
-    elsewhere (EVEDEX's auth API) sets it from its *configured* options, never from
-    anything the client sent.
-    """
-
-    method: str
-    target: str
-    # repr=False: signed headers, order bodies and login replies carry signatures and tokens.
-    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    body: bytes = field(default=b"", repr=False)
-    origin: str | None = None
-
-    @property
-    def path(self) -> str:
-        return self.target.partition("?")[0]
-
-    @property
-    def query(self) -> str:
-        return self.target.partition("?")[2]
-
-    def with_headers(self, *extra: tuple[str, str]) -> OutgoingRequest:
-        return replace(self, headers=self.headers + extra)
-
-    def header(self, name: str) -> str | None:
-        return header_value(self.headers, name)
-
-
-def header_value(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
-    """The first value of header ``name`` (lower-case) in lower-case-named ``headers``."""
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamReply:
-    """What came back from the venue: relayed to the client unchanged."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    body: bytes = field(default=b"", repr=False)
-    extensions: dict[str, Any] = field(default_factory=dict)
-
 
 Send = Callable[[OutgoingRequest], Awaitable[UpstreamReply]]
 # (venue, event, result): session events a scheme reports, e.g. ("evedex", "refresh", "ok").
@@ -142,10 +88,18 @@ class Signer:
     required_fields: ClassVar[tuple[str, ...]] = ()
     owned_headers: ClassVar[frozenset[str]] = frozenset()
 
+    # The error body shape of this venue (``proxy.signers.envelopes``), when enabled.
+    envelope: ClassVar[Envelope]
+    # True when ``proxy.ws.logins`` has a stream login for this scheme (a test keeps them equal).
+    streams: ClassVar[bool] = False
+
     def __init__(self, options: SchemeOptions | Mapping[str, Any] | None = None) -> None:
-        if not isinstance(options, SchemeOptions):
-            options = self.Options.model_validate(dict(options or {}))
-        self.options = options
+        # Validated once, as this scheme's own model: subclasses declare ``options: TheirOptions``
+        # and read typed fields from it (never re-validate it).
+        if not isinstance(options, self.Options):
+            raw = options.model_dump() if isinstance(options, SchemeOptions) else dict(options or {})
+            options = self.Options.model_validate(raw)
+        self.options: SchemeOptions = options
         self.events: SessionEvents = _ignore_events  # create_app points it at the metrics
         self.lock_waits: LockWaits = _ignore_waits  # likewise (schemes with venue sessions)
 
@@ -153,6 +107,11 @@ class Signer:
     key_fields: ClassVar[tuple[str, ...]] = ()
     # True when Vault Transit can hold the key (HMAC-SHA256, RSA); EVEDEX's secp256k1 cannot.
     supports_transit: ClassVar[bool] = False
+
+    @classmethod
+    def stream_problem(cls, options: Mapping[str, Any]) -> str | None:
+        """Why a venue of this scheme with these options cannot carry streams (startup check)."""
+        return None
 
     @classmethod
     def public_fields(cls) -> tuple[str, ...]:
@@ -189,7 +148,7 @@ class Signer:
         raise NotImplementedError
 
     def transit_key(self, creds: Credentials) -> tuple[str, bytes]:
-        """``(Transit key type, key material)`` to import for this secret (``proxy.keys``).
+        """``(Transit key type, key material)`` to import for this secret (``proxy.keys.cli``).
 
         Raises ``SigningFailed`` (naming no key material) when the secret is unusable.
         """

@@ -40,9 +40,10 @@ from typing import Any
 
 from pydantic import Field
 
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest
-from proxy.signers.base import HmacSigner, OutgoingRequest, SchemeOptions, SignContext
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers import envelopes
+from proxy.signers.base import HmacSigner, SchemeOptions, SignContext
 from proxy.signers.keyops import Hmac, SignSteps
 
 KEY_HEADER = "x-coinex-key"
@@ -94,10 +95,13 @@ class CoinexSigner(HmacSigner):
     Options = CoinexOptions
     required_fields = ("api_key", "secret_key")
     owned_headers = frozenset({"x-coinex-"})
+    envelope = envelopes.coinex
+    streams = True
+    options: CoinexOptions
 
     def __init__(self, options: SchemeOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        window_ms = CoinexOptions.model_validate(self.options.model_dump()).window_ms
+        window_ms = self.options.window_ms
         # Built once: the same header tuple is appended to every request.
         self._window: tuple[tuple[str, str], ...] = (
             () if window_ms is None else ((WINDOW_HEADER, str(window_ms)),)

@@ -34,8 +34,6 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from proxy.errors import Envelope
-
 Refusal = Mapping[str, str]  # the contract's {"code", "message", "request_id"}
 
 # proxy code -> CoinEx v2 code; ccxt 4.5.85 raises the exception in the comment.
@@ -113,11 +111,5 @@ def evedex(status: int, refusal: Refusal) -> dict[str, Any]:
     return {"message": text(refusal), "error": text(refusal)}
 
 
-# scheme -> envelope; one entry per scheme in proxy.signers.SIGNERS (a test keeps them equal).
-ENVELOPES: Mapping[str, Envelope] = {
-    "coinex": coinex,
-    "icrypex": icrypex,
-    "invex": invex,
-    "haqqex": haqqex,
-    "evedex": evedex,
-}
+# Each signer names its envelope (``Signer.envelope``); ``proxy.signers.ENVELOPES`` derives
+# the scheme -> envelope map from the registry.

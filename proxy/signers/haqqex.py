@@ -37,9 +37,10 @@ import hmac
 from dataclasses import replace
 
 from proxy import jsonjs
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest
-from proxy.signers.base import HmacSigner, OutgoingRequest, SignContext
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers import envelopes
+from proxy.signers.base import HmacSigner, SignContext
 from proxy.signers.keyops import Hmac, SignSteps
 
 KEY_HEADER = "x-api-key"
@@ -75,6 +76,7 @@ class HaqqexSigner(HmacSigner):
     scheme = "haqqex"
     required_fields = ("api_key", "secret_key")
     owned_headers = frozenset({"x-api-"})
+    envelope = envelopes.haqqex
 
     def sign_steps(self, request: OutgoingRequest, creds: Credentials, ctx: SignContext) -> SignSteps:
         params = signed_params(request.body)

@@ -39,9 +39,10 @@ from typing import Any
 
 from pydantic import Field
 
-from proxy.credentials.base import Credentials
 from proxy.errors import SigningFailed
-from proxy.signers.base import HmacSigner, OutgoingRequest, SchemeOptions, SignContext
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers import envelopes
+from proxy.signers.base import HmacSigner, SchemeOptions, SignContext
 from proxy.signers.keyops import Hmac, SignSteps
 
 API_KEY_HEADER = "icx-api-key"
@@ -95,10 +96,13 @@ class IcrypexSigner(HmacSigner):
     Options = IcrypexOptions
     required_fields = ("api_key", "secret_key")
     owned_headers = frozenset({"icx-"})
+    envelope = envelopes.icrypex
+    streams = True
+    options: IcrypexOptions
 
     def __init__(self, options: SchemeOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        tolerance_ms = IcrypexOptions.model_validate(self.options.model_dump()).tolerance_ms
+        tolerance_ms = self.options.tolerance_ms
         self._nonce = (NONCE_HEADER, str(tolerance_ms))
 
     def validate_secret(self, creds: Credentials) -> None:

@@ -57,9 +57,10 @@ from cryptography.hazmat.primitives.serialization import load_der_private_key
 from pydantic import Field, field_validator
 
 from proxy import jsonjs
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest, SigningFailed
-from proxy.signers.base import OutgoingRequest, SchemeOptions, SignContext, Signer
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers import envelopes
+from proxy.signers.base import SchemeOptions, SignContext, Signer
 from proxy.signers.keyops import KeyOp, RsaPss, SignSteps, Steps, drive_local
 
 API_KEY_HEADER = "x-api-key-invex"
@@ -201,10 +202,12 @@ class InvexSigner(Signer):
     key_fields = ("private_key",)
     supports_transit = True
     owned_headers = frozenset({API_KEY_HEADER})
+    envelope = envelopes.invex
+    options: InvexOptions
 
     def __init__(self, options: SchemeOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        opts = InvexOptions.model_validate(self.options.model_dump())
+        opts = self.options
         self._expire_after_s = opts.expire_after_s
         self._tz = ZoneInfo(opts.expire_at_timezone)
 

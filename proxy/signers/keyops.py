@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-if TYPE_CHECKING:
-    from proxy.signers.base import OutgoingRequest
+from proxy.messages import OutgoingRequest
 
 
 # Not frozen: building a frozen dataclass costs ~0.2 µs more, on every KV-mode signature.

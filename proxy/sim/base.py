@@ -4,7 +4,7 @@ Each simulated venue (``proxy/sim/<scheme>.py``) exposes
 ``create_app(keys, clock=None) -> SimVenue``: an ASGI app that verifies the scheme's
 authentication exactly as the venue does and answers with the venue's envelope and
 error codes. ``keys`` maps the venue API key to the credential fields the proxy holds in
-Vault (the same shape as ``proxy.credentials.Credentials``).
+Vault (the same shape as ``proxy.messages.Credentials``).
 
 Every request the venue receives is appended to ``SimVenue.recorder`` *before*
 verification, so tests can assert what reached the upstream, including that nothing
@@ -236,3 +236,20 @@ def json_response(status: int, payload: Any, headers: Mapping[str, str] | None =
 
     extra = tuple((k.lower(), v) for k, v in (headers or {}).items())
     return SimResponse(status, json.dumps(payload).encode(), (("content-type", "application/json"), *extra))
+
+
+@dataclass(frozen=True)
+class Demo:
+    """What the demo, the soak script and the tests send this simulated venue: a read and an
+    order it accepts (bodies as a client sends them: no credentials, no signature), the order
+    endpoints the demo policy lets the demo client write to, and fresh throwaway keys shaped
+    like the venue's (nothing real or reusable is ever shipped)."""
+
+    scheme: str
+    label: str  # how the demo tour names the venue
+    read: str  # path (and query) of a signed GET
+    read_shows: str
+    order: tuple[str, dict[str, Any]]  # (path, JSON body) of a signed POST
+    order_is: str
+    order_paths: tuple[str, ...]  # demo policy globs for writes
+    credentials: Callable[[], dict[str, str]]

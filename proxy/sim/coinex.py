@@ -55,6 +55,7 @@ import hmac
 import itertools
 import json
 import re
+import secrets
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -62,7 +63,7 @@ from urllib.parse import parse_qs
 
 from proxy.clock import Clock, SystemClock
 from proxy.sim import coinex_markets as markets
-from proxy.sim.base import ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response, server_path
+from proxy.sim.base import Demo, ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response, server_path
 
 DEFAULT_WINDOW_MS = 5000  # guide: "5000 milliseconds (default)"
 _HEX_SIGN = re.compile(r"[0-9a-fA-F]{64}")
@@ -352,3 +353,29 @@ def create_app(keys: Mapping[str, Mapping[str, str]], clock: Clock | None = None
     clock = clock or SystemClock()
     sim = CoinexSim(keys, clock)
     return SimVenue("coinex", sim.handle, clock, ws_handler=sim.handle_ws)
+
+
+def _credentials() -> dict[str, str]:
+    return {"api_key": secrets.token_hex(16).upper(), "secret_key": secrets.token_hex(32).upper()}
+
+
+DEMO = Demo(
+    "coinex",
+    "CoinEx",
+    "/v2/assets/spot/balance",
+    "balance",
+    (
+        "/v2/spot/order",
+        {
+            "market": "BTCUSDT",
+            "market_type": "SPOT",
+            "side": "buy",
+            "type": "limit",
+            "amount": "0.001",
+            "price": "30000",
+        },
+    ),
+    "limit order",
+    ("/v2/spot/order", "/v2/spot/cancel-order"),
+    _credentials,
+)

@@ -48,7 +48,7 @@ from eth_account.messages import encode_defunct, encode_typed_data
 
 from proxy.clock import Clock
 from proxy.sim import evedex_markets as markets
-from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response, server_path
+from proxy.sim.base import Demo, ReceivedRequest, SimResponse, SimVenue, json_response, server_path
 from proxy.sim.evedex_ws import EvedexStreams
 
 NONCE_TTL_S = 300
@@ -397,3 +397,38 @@ def create_app(
 ) -> EvedexSim:
     """``keys`` maps an api key or wallet address to fields with ``wallet_private_key``."""
     return EvedexSim(keys, clock, access_ttl_s, refresh_ttl_s, chain_id)
+
+
+def _credentials() -> dict[str, str]:
+    return {"wallet_private_key": "0x" + secrets.token_hex(32), "api_key": "evedex-" + secrets.token_hex(12)}
+
+
+# EVEDEX order ids are unique per order (SDK format: days since 2025-07-24 ':' 26 hex):
+# ``proxy.sim.samples.evedex_order`` makes a fresh one.
+DEMO = Demo(
+    "evedex",
+    "EVEDEX",
+    "/api/user/me",
+    "after SIWE login, JWT",
+    (
+        "/api/v2/order/limit",
+        {
+            "id": "00123:0123456789abcdef0123456789",
+            "instrument": "BTCUSDT",
+            "side": "BUY",
+            "leverage": 5,
+            "quantity": "0.001",
+            "limitPrice": "65000.5",
+        },
+    ),
+    "limit order, EIP-712 signed",
+    (
+        "/api/v2/order/*",
+        "/api/v2/order/mass-limit/*",
+        "/api/order/*",
+        "/api/order/*/*",
+        "/api/v2/position/*/close",
+        "/api/tpsl/*",
+    ),
+    _credentials,
+)

@@ -28,13 +28,15 @@ import hmac
 import json
 import math
 import re
+import secrets
+import uuid
 from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from fractions import Fraction
 from typing import Any
 
 from proxy.clock import Clock, SystemClock
-from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response
+from proxy.sim.base import Demo, ReceivedRequest, SimResponse, SimVenue, json_response
 
 WINDOW_MS = 30_000
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -153,3 +155,22 @@ class HaqqexSim:
 def create_app(keys: Mapping[str, Mapping[str, str]], clock: Clock | None = None) -> SimVenue:
     clock = clock or SystemClock()
     return SimVenue("haqqex", HaqqexSim(keys, clock).handle, clock)
+
+
+def _credentials() -> dict[str, str]:
+    return {"api_key": str(uuid.uuid4()), "secret_key": secrets.token_urlsafe(24)[:32]}
+
+
+DEMO = Demo(
+    "haqqex",
+    "Haqqex",
+    "/api/v1/balances",
+    "balances",
+    (
+        "/api/v1/orders",
+        {"pair": "BTC_USDT", "side": "buy", "type": "limit", "price": "65000.5", "amount": "0.001"},
+    ),
+    "order",
+    ("/api/v1/orders", "/api/v1/order"),
+    _credentials,
+)

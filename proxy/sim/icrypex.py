@@ -46,13 +46,14 @@ import hmac
 import itertools
 import json
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
 from proxy.clock import Clock, SystemClock
 from proxy.sim import icrypex_markets as markets
-from proxy.sim.base import ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response, server_path
+from proxy.sim.base import Demo, ReceivedRequest, SimResponse, SimSocket, SimVenue, json_response, server_path
 
 MAX_TOLERANCE_MS = 60_000
 UNAUTHORIZED = SimResponse(401, b"", ())
@@ -273,3 +274,25 @@ def create_app(keys: Mapping[str, Mapping[str, str]], clock: Clock | None = None
     clock = clock or SystemClock()
     sim = IcrypexSim(keys, clock)
     return SimVenue("icrypex", sim.handle, clock, ws_handler=sim.handle_ws)
+
+
+def _credentials() -> dict[str, str]:
+    return {
+        "api_key": secrets.token_urlsafe(22),
+        "secret_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+
+
+DEMO = Demo(
+    "icrypex",
+    "Icrypex",
+    "/sapi/v1/wallet",
+    "wallet",
+    (
+        "/sapi/v1/orders",
+        {"symbol": "BTCTRY", "side": "BUY", "type": "LIMIT", "price": "2000000", "quantity": "0.001"},
+    ),
+    "order",
+    ("/sapi/v1/orders",),
+    _credentials,
+)

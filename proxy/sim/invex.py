@@ -25,6 +25,7 @@ Choices where the venue is undocumented (``../shared/venues.md`` section 1, open
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,13 +35,13 @@ from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
 from proxy.clock import Clock
-from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue, json_response, server_path
+from proxy.sim.base import Demo, ReceivedRequest, SimResponse, SimVenue, json_response, server_path
 
 Params = dict[str, Any]
 Endpoint = Callable[[Params], Any]
@@ -238,3 +239,26 @@ def create_app(
     )
     venue = SimVenue("invex", lambda request: _dispatch(verifier, venue.clock, request), clock)
     return venue
+
+
+def _credentials() -> dict[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {"api_key": "invex-" + secrets.token_hex(12), "private_key": der.hex()}
+
+
+DEMO = Demo(
+    "invex",
+    "Invex",
+    "/trading/v1/accounts?currency=USDT",
+    "accounts, RSA-PSS",
+    (
+        "/trading/v1/orders",
+        {"symbol": "TRX_USDT", "side": "BUYER", "type": "LIMIT", "quantity": "10", "price": "0.1"},
+    ),
+    "order, RSA-PSS",
+    ("/trading/v1/orders",),
+    _credentials,
+)

@@ -21,15 +21,15 @@ To add a venue's streams: one module in ``proxy/ws/`` with a ``StreamLogin`` sub
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from proxy.clock import Clock
-from proxy.credentials.base import Credentials
-from proxy.pipeline import Venue
+from proxy.messages import Credentials
 from proxy.signers.base import Send
 from proxy.signers.keyops import KeyOp, KeyOperator
+from proxy.venue import Venue
 from proxy.ws.frames import Closed, Frame
 from proxy.ws.upstream import UpstreamSocket
 
@@ -85,11 +85,6 @@ class StreamLogin:
 
     def __init__(self, ctx: StreamContext) -> None:
         self.ctx = ctx
-
-    @classmethod
-    def config_problem(cls, options: Mapping[str, Any]) -> str | None:
-        """Why this venue's scheme options cannot carry streams, checked at startup."""
-        return None
 
     async def login(self, upstream: UpstreamSocket) -> list[Frame]:
         return []

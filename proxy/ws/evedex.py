@@ -26,12 +26,11 @@ Choices: ``mode: api_key`` has no access token, so ``ws_upstream`` needs ``mode:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from proxy.errors import ProxyError, SigningFailed
 from proxy.signers.base import SignContext
-from proxy.signers.evedex import EvedexSigner
+from proxy.signers.evedex.signer import EvedexSigner
 from proxy.ws.base import StreamLogin, Verdict
 from proxy.ws.frames import Frame
 
@@ -68,12 +67,6 @@ def private_subscription(command: dict[str, Any]) -> dict[str, Any] | None:
 
 class EvedexLogin(StreamLogin):
     scheme = "evedex"
-
-    @classmethod
-    def config_problem(cls, options: Mapping[str, Any]) -> str | None:
-        if options.get("mode", "jwt") != "jwt":
-            return "EVEDEX private channels need an access token: streams need mode jwt"
-        return None
 
     async def from_client(self, frame: Frame) -> Verdict:
         text = frame.text()

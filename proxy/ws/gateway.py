@@ -1,8 +1,19 @@
 """One stream through the proxy, in contract order (``proxy.ws`` docstring).
 
-A stream open is admitted like a REST request (``proxy.ws.admission.admit_stream``: the
-client's and account's buckets, the venue profile's ``streams`` group, cooldowns), after
-the concurrency slot and before credentials, the venue connection and the login.
+A stream is decided as what it is on the wire, the HTTP ``GET`` of its path (RFC 6455
+4.1), by the REST steps themselves (``Pipeline.authorize``): identity first (401 whatever
+the path), then the route (404, also for a venue without ``ws_upstream``), then the policy
+with method ``GET`` and the upstream path (403). A rule with ``methods: [GET]`` (or without
+``methods``) covering the path allows the stream; a deny rule on the path refuses it. Field
+constraints on such a rule see the query string (a stream has no body).
+
+The open is then admitted like a REST request, by the same pipeline calls: after the
+concurrency slot (it costs nothing), ``Pipeline.admit`` (the client's and account's
+buckets, the key's cooldown) and ``Pipeline.charge_venue`` with ``stream=True`` (the venue
+profile's ``streams`` groups), then ``Pipeline.credentials``, the venue connection and the
+login. A stream open is a request (``docs/websockets.md``). The state is read from the
+pipeline at connection time, so a reload applies to the next stream; a stream keeps what it
+started with.
 
 Before the upgrade every refusal is the HTTP error contract: ``X-Signing-Proxy-Error`` and
 the JSON body, sent with the ASGI ``websocket.http.response`` extension (uvicorn has it);
@@ -24,14 +35,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.credentials.base import require_fields
-from proxy.errors import ProxyError, render_error
-from proxy.pipeline import Audit, Incoming, Pipeline, Venue
-from proxy.policy import RateSpec
+from proxy.errors import ProxyError, UnknownRoute, render_error
+from proxy.messages import Incoming, OutgoingRequest
+from proxy.pipeline import Audit, Grant, Pipeline
+from proxy.policy.rules import RateSpec
 from proxy.settings import WebSocketSettings
-from proxy.signers.base import OutgoingRequest, UpstreamReply
 from proxy.ws import frames
-from proxy.ws.admission import StreamGrant, admit_stream, authorize_stream
 from proxy.ws.base import LoginFailed, StreamContext, StreamLogin
 from proxy.ws.frames import Closed
 from proxy.ws.limits import ConnectionLimits, Lease
@@ -41,6 +50,7 @@ from proxy.ws.upstream import Connector, HandshakeRefused, UpstreamGone, Upstrea
 
 log = logging.getLogger("signing_proxy.stream")
 _DISCONNECT_WAIT_S = 0.5
+STREAM_METHOD = "GET"  # a stream is decided as the HTTP GET of its path
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -49,7 +59,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 @dataclass(slots=True)
 class _Open:
-    grant: StreamGrant
+    grant: Grant
     lease: Lease
     login: StreamLogin
     upstream: UpstreamSocket
@@ -99,8 +109,12 @@ class StreamGateway:
         self._log(entry, started, status=101, ending=ending, stats=stats)
 
     async def _open(self, request: Incoming, scope: Scope, entry: dict[str, Any], audit: Audit) -> _Open:
-        grant = authorize_stream(self.pipeline, request)
-        route = grant.route
+        pipeline = self.pipeline
+        grant = await pipeline.authorize(request, _no_body, audit, stream=True)
+        route, venue = grant.route, grant.venue
+        login_class = LOGINS.get(venue.signer.scheme)
+        if login_class is None or venue.ws_origin is None:  # settings refuse such a ws_upstream
+            raise UnknownRoute(f"venue {route.venue} has no WebSocket upstream (ws_upstream)")
         entry.update(client=grant.client.name, venue=route.venue, account=route.account)
         entry.update(
             path=route.upstream_path, decision=grant.decision.reason, would_deny=grant.decision.would_deny
@@ -108,27 +122,28 @@ class StreamGateway:
         # The concurrency slot first (it costs nothing), then the rate limits as for REST.
         lease = self.limits.acquire(grant.client.name, grant.key)
         try:
-            charge = await admit_stream(self.pipeline, grant, audit)
-            creds = await self.pipeline.store.get(route.venue, route.account)
-            require_fields(creds, grant.venue.required_fields(route.account), route.venue, route.account)
+            await pipeline.admit(grant, audit)
+            opening = OutgoingRequest(STREAM_METHOD, route.target)
+            charge = (await pipeline.charge_venue(venue, route.account, audit, opening, stream=True))[0]
+            creds = await pipeline.credentials(venue, route.account)
             ctx = StreamContext(
-                grant.venue,
+                venue,
                 route.account,
                 creds,
-                self.pipeline.clock,
-                self._http(grant.venue),
+                pipeline.clock,
+                pipeline.login_sender(venue),
                 self.reply_timeout_s,
-                self.pipeline.transit_operator(grant.venue, route.account, creds),
+                pipeline.transit_operator(venue, route.account, creds),
             )
-            login = LOGINS[grant.venue.signer.scheme](ctx)
+            login = login_class(ctx)
             try:
                 upstream = await self.connector.connect(
-                    grant.origin, route.target, scope.get("subprotocols") or ()
+                    venue.ws_origin, route.target, scope.get("subprotocols") or ()
                 )
             except HandshakeRefused as refused:
                 # The venue's answer to the upgrade is feedback like a REST reply: a 429
                 # (or the profile's statuses) pauses the key through the same cooldown.
-                await self.pipeline.rate_gate.after_reply(charge, refused.reply)
+                await pipeline.rate_gate.after_reply(charge, refused.reply)
                 raise
         except BaseException:
             lease.release()
@@ -164,15 +179,6 @@ class StreamGateway:
         await relay.finish(ending)
         return ending, relay.stats
 
-    def _http(self, venue: Venue) -> Callable[[OutgoingRequest], Awaitable[UpstreamReply]]:
-        forwarder = self.pipeline.forwarder
-
-        async def send(request: OutgoingRequest) -> UpstreamReply:
-            # Logins over HTTP (EVEDEX's auth API) go to configured origins only, as in REST.
-            return await forwarder.send(request.origin or venue.origin, request)
-
-        return send
-
     def _log(
         self,
         entry: dict[str, Any],
@@ -194,10 +200,14 @@ class StreamGateway:
         log.info("stream", extra=entry)
 
 
+async def _no_body() -> bytes:
+    return b""  # a stream open has no body: field rules see its query
+
+
 def _incoming(scope: Scope) -> Incoming:
     headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
     return Incoming(
-        method="GET",
+        method=STREAM_METHOD,
         raw_path=scope.get("raw_path") or scope["path"].encode(),
         query=scope.get("query_string", b""),
         headers=headers,

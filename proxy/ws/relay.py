@@ -31,8 +31,8 @@ from typing import Any
 
 from proxy.clock import Clock
 from proxy.errors import ProxyError, RateLimited
-from proxy.policy import RateSpec
-from proxy.ratelimit import Bucket, MemoryLimiter
+from proxy.policy.rules import RateSpec
+from proxy.ratelimit.limiter import Bucket, MemoryLimiter
 from proxy.ws import frames
 from proxy.ws.base import StreamLogin
 from proxy.ws.frames import Closed, Frame

@@ -33,7 +33,7 @@ from yarl import URL
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.forward import NO_HIDDEN_RETRIES, MaybeSent
-from proxy.signers.base import UpstreamReply
+from proxy.messages import UpstreamReply
 from proxy.ws import frames
 from proxy.ws.frames import Closed, Frame
 

@@ -1,5 +1,5 @@
 """Integration fixtures: one real OpenBao dev server, real simulated venues on loopback
-sockets and the proxy started from a real config file (``proxy.stack.LocalStack``)."""
+sockets and the proxy started from a real config file (``proxy.dev.stack.LocalStack``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import pytest_asyncio
 
-from proxy.devvault import free_port
-from proxy.stack import LocalStack
+from proxy.dev.devvault import free_port
+from proxy.dev.stack import LocalStack
 from tests.integration.faultserver import FaultServer, self_signed_context
 from tests.integration.redis_server import RedisServer
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from types import TracebackType
 
-from proxy.devvault import free_port
+from proxy.dev.devvault import free_port
 
 _START_TIMEOUT_S = 20.0
 

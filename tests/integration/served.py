@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from proxy.serve_process import ServeProcess
-from proxy.stack import LocalStack
+from proxy.dev.serve_process import ServeProcess
+from proxy.dev.stack import LocalStack
 
 
 def served_copy(

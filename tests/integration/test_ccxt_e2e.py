@@ -18,9 +18,9 @@ import ccxt.async_support as ccxt
 import pytest
 import pytest_asyncio
 
-from proxy.ccxt_snippet import ccxt_snippet
-from proxy.policy_cases import evaluate, load_world
-from proxy.stack import LocalStack
+from proxy.dev.ccxt_snippet import ccxt_snippet
+from proxy.dev.stack import LocalStack
+from proxy.policy.cases import evaluate, load_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -103,7 +103,7 @@ async def test_ccxt_flow_load_markets_order_list_cancel_balance(
     # Every request reached the venue signed by the proxy, never with ccxt's placeholder key.
     assert all(r.header("x-coinex-key") == stack.credentials["coinex"]["api_key"] for r in seen)
     # The shipped example policy lets its market-maker make every one of these calls.
-    world = load_world(None, SHIPPED_POLICIES)
+    world = load_world(SHIPPED_POLICIES)
     market_maker = world.policies.clients["market-maker"]
     for r in seen:
         decision = evaluate(world, market_maker, "coinex", "main", r.method, r.target, r.body)

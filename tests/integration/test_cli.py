@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from proxy.cli import main
-from proxy.devvault import free_port
-from proxy.serve_process import ServeProcess
-from proxy.stack import LocalStack
+from proxy.dev.devvault import free_port
+from proxy.dev.serve_process import ServeProcess
+from proxy.dev.stack import LocalStack
 
 
 def test_check_vault_reports_each_account(stack: LocalStack, capsys, monkeypatch) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy.devvault import DevVault, free_port
+from proxy.dev.devvault import DevVault, free_port
 
 FIELDS = "api_key=AK-cli-errors\nsecret_key=cli-errors-secret-0123456789abcdef\n"
 WRONG = "s.definitely-not-a-token-0123456789"

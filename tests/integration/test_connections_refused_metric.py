@@ -16,8 +16,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from proxy.serve_process import ServeProcess
-from proxy.stack import LocalStack
+from proxy.dev.serve_process import ServeProcess
+from proxy.dev.stack import LocalStack
 from tests.integration.served import served_copy
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

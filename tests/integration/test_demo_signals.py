@@ -144,7 +144,7 @@ def test_bao_dies_with_a_killed_demo(tmp_path: Path) -> None:
 
 
 def test_no_token_on_the_dev_server_command_line() -> None:
-    from proxy.devvault import DevVault
+    from proxy.dev.devvault import DevVault
 
     with DevVault() as vault:
         assert not any(vault.root_token.encode() in line for line in _command_lines())

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from proxy.stack import LocalStack
+from proxy.dev.stack import LocalStack
 from tests.integration.faultserver import FaultServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

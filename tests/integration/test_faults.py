@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from proxy.stack import LocalStack
+from proxy.dev.stack import LocalStack
 from tests.integration.faultserver import FaultServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -15,10 +15,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from proxy.dev.stack import LocalStack
 from proxy.errors import UpstreamUnreachable
 from proxy.forward import Forwarder
-from proxy.signers.base import OutgoingRequest
-from proxy.stack import LocalStack
+from proxy.messages import OutgoingRequest
 from proxy.ws.upstream import AiohttpConnector
 from tests.integration.faultserver import FaultServer
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from proxy.clock import SystemClock
-from proxy.stack import LocalStack
+from proxy.dev.stack import LocalStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

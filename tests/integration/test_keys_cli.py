@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from proxy.cli import main
-from proxy.devvault import DevVault
-from proxy.keys_ops import Account, KeyVault, put_transit
+from proxy.dev.devvault import DevVault
+from proxy.keys.provisioning import Account, KeyVault, put_transit
 from proxy.signers import SIGNERS
 from proxy.sim.credentials import demo_credentials
 

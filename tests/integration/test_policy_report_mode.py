@@ -13,8 +13,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from proxy.dev.stack import LocalStack, StackClient
 from proxy.identity import token_sha256
-from proxy.stack import LocalStack, StackClient
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -7,10 +7,10 @@ import json
 import httpx
 import pytest
 
+from proxy.dev.stack import LocalStack
 from proxy.sim.base import SimResponse, json_response
 from proxy.sim.samples import ORDERS as SAMPLE_ORDERS
 from proxy.sim.samples import READS as SAMPLE_READS
-from proxy.stack import LocalStack
 from tests.integration.rawhttp import raw_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -1,4 +1,4 @@
-"""EVEDEX sessions shared by replicas through a real Redis (``proxy.sessions_redis``).
+"""EVEDEX sessions shared by replicas through a real Redis (``proxy.credentials.sessions_redis``).
 
 Two ``EvedexSigner`` instances stand for two replicas; the simulated EVEDEX (in-process,
 verifying SIWE and rotating single-use refresh tokens) counts logins and refreshes.
@@ -18,13 +18,13 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from proxy.clock import FakeClock
-from proxy.credentials.base import Credentials
 from proxy.credentials.memory import MemoryStore
 from proxy.errors import CredentialsUnavailable
+from proxy.messages import Credentials, OutgoingRequest, UpstreamReply
 from proxy.metrics import Metrics
-from proxy.ratelimit_redis import make_client
-from proxy.signers.base import OutgoingRequest, SignContext, UpstreamReply
-from proxy.signers.evedex import EvedexSigner
+from proxy.ratelimit.redis import make_client
+from proxy.signers.base import SignContext
+from proxy.signers.evedex.signer import EvedexSigner
 from proxy.sim.evedex import EvedexSim, create_app
 from tests import vectors
 from tests.integration.redis_server import RedisServer
@@ -91,7 +91,7 @@ async def redis_client(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
 def replica(
     client: aioredis.Redis, clock: FakeClock, secrets: MemoryStore, lease_s: float = 10
 ) -> EvedexSigner:
-    from proxy.sessions_redis import RedisSessions
+    from proxy.credentials.sessions_redis import RedisSessions
 
     signer = EvedexSigner({"auth_upstream": AUTH})
     signer.sessions = RedisSessions(client, secrets, clock, key_prefix="t", lease_s=lease_s, poll_s=0.01)
@@ -200,7 +200,7 @@ def live_replica(
     wait_s: float = 30,
     session_wait_s: float = 60,
 ) -> EvedexSigner:
-    from proxy.sessions_redis import RedisSessions
+    from proxy.credentials.sessions_redis import RedisSessions
 
     signer = EvedexSigner({"auth_upstream": AUTH, "session_wait_s": session_wait_s})
     signer.lock_waits = metrics.session_lock_wait

@@ -14,9 +14,9 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from proxy.clock import FakeClock
-from proxy.policy import RateSpec
-from proxy.ratelimit import Bucket, Window
-from proxy.ratelimit_redis import RedisLimiter
+from proxy.policy.rules import RateSpec
+from proxy.ratelimit.limiter import Bucket, Window
+from proxy.ratelimit.redis import RedisLimiter
 from tests.integration.redis_server import RedisServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -23,14 +23,14 @@ import pytest_asyncio
 import yaml
 
 from proxy.app import create_app
-from proxy.devvault import free_port
+from proxy.dev.devvault import free_port
+from proxy.dev.stack import LocalStack
 from proxy.edge import ProxyApp
 from proxy.identity import token_sha256
 from proxy.serve import data_plane_config
 from proxy.server import BackgroundServer
 from proxy.settings import Settings
 from proxy.sim.base import SimResponse, json_response
-from proxy.stack import LocalStack
 from tests.integration.redis_server import RedisServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

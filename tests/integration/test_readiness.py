@@ -16,8 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from proxy.devvault import DevVault, free_port
-from proxy.serve_process import ServeProcess
+from proxy.dev.devvault import DevVault, free_port
+from proxy.dev.serve_process import ServeProcess
 
 POLICY = {
     "version": 1,

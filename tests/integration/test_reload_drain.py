@@ -9,11 +9,11 @@ import httpx
 import pytest
 import yaml
 
+from proxy.dev.serve_process import ServeProcess
+from proxy.dev.stack import LocalStack
 from proxy.identity import token_sha256
 from proxy.reload import Reloader
-from proxy.serve_process import ServeProcess
 from proxy.sim.base import SimResponse
-from proxy.stack import LocalStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -16,9 +16,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from proxy.dev.stack import LocalStack
 from proxy.sim.base import SimResponse
 from proxy.sim.samples import ORDERS, READS
-from proxy.stack import LocalStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from proxy.stack import LocalStack
+from proxy.dev.stack import LocalStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

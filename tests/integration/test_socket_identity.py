@@ -14,7 +14,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from proxy.stack import LocalStack
+from proxy.dev.stack import LocalStack
 from tests.integration.served import served_copy
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

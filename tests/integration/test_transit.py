@@ -18,20 +18,20 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from proxy.clock import SystemClock
-from proxy.credentials.base import Credentials
 from proxy.credentials.transit import VaultTransit
 from proxy.credentials.vault import VaultStore
 from proxy.credentials.vault_auth import AppRoleLogin, TokenKeeper, TokenLogin
-from proxy.devvault import DevVault
+from proxy.dev.devvault import DevVault
+from proxy.dev.stack import LocalStack
 from proxy.errors import CredentialsUnavailable
-from proxy.keys_ops import Account, KeyVault, put_transit, rotate
+from proxy.keys.provisioning import Account, KeyVault, put_transit, rotate
+from proxy.messages import Credentials, OutgoingRequest
 from proxy.signers import SIGNERS
-from proxy.signers.base import OutgoingRequest, SignContext
+from proxy.signers.base import SignContext
 from proxy.signers.invex import load_private_key
 from proxy.signers.keyops import Hmac, RsaPss, drive
 from proxy.signing_modes import default_transit_key
 from proxy.sim.samples import ORDERS, READS
-from proxy.stack import LocalStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -156,7 +156,7 @@ async def test_kv_holds_no_key_material_and_the_key_cannot_be_exported(
 
 
 async def test_streams_log_in_with_transit_signatures(transit_stack: LocalStack) -> None:
-    from proxy.demo_streams import stream_rows
+    from proxy.dev.demo_streams import stream_rows
 
     rows = await stream_rows(transit_stack)
     assert rows and all(ok for _, _, ok, _, _ in rows), rows

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from proxy.clock import SystemClock
 from proxy.credentials.vault import VaultStore
 from proxy.credentials.vault_auth import AppRoleLogin, ServiceAccountLogin, TokenLogin
-from proxy.devvault import DevVault
+from proxy.dev.devvault import DevVault
 from proxy.errors import CredentialsUnavailable
 
 READ_POLICY = 'path "secret/data/signing-proxy/*" { capabilities = ["read"] }'

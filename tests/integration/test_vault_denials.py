@@ -20,7 +20,7 @@ from proxy.clock import SystemClock
 from proxy.credentials.transit import VaultTransit
 from proxy.credentials.vault import VaultStore
 from proxy.credentials.vault_auth import AppRoleLogin
-from proxy.devvault import DevVault
+from proxy.dev.devvault import DevVault
 from proxy.errors import CredentialsUnavailable
 from proxy.metrics import Metrics
 from proxy.signers.keyops import Hmac
@@ -201,8 +201,8 @@ def _restricted_approle(vault: DevVault, workdir: Path) -> dict[str, object]:
 async def test_the_issue_scenario_end_to_end_21_requests_one_login(tmp_path: Path) -> None:
     """issue 19: `transit_key: coinex-desk3` under signing-proxy.hcl, 21 requests through the
     proxy: each is a 503 naming the path, none logs in, and the metric counts them."""
+    from proxy.dev.stack import LocalStack
     from proxy.sim.samples import READS
-    from proxy.stack import LocalStack
 
     desk3 = {"name": "desk3", "signing": "transit", "transit_key": DENIED_KEY}
     async with LocalStack(

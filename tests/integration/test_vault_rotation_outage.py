@@ -9,7 +9,7 @@ import pytest
 from proxy.clock import FakeClock
 from proxy.credentials.vault import VaultStore
 from proxy.credentials.vault_auth import TokenLogin
-from proxy.devvault import DevVault
+from proxy.dev.devvault import DevVault
 from proxy.errors import CredentialsUnavailable
 
 PATH = "signing-proxy/coinex/main"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from proxy.dev.stack import LocalStack
 from proxy.sim.base import SimResponse
-from proxy.stack import LocalStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -13,7 +13,7 @@ import websockets
 from eth_account import Account
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from proxy.stack import LocalStack
+from proxy.dev.stack import LocalStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 WAIT_S = 10.0  # guards against hangs only

@@ -11,8 +11,8 @@ import pytest_asyncio
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from proxy.dev.stack import LocalStack
 from proxy.sim.credentials import demo_credentials
-from proxy.stack import LocalStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 WAIT_S = 10.0  # guards against hangs only

@@ -62,8 +62,8 @@ def _run(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_the_wheel_ships_its_data(unpacked: Path) -> None:
     shipped = {p.relative_to(unpacked).as_posix() for p in unpacked.rglob("*.yaml")}
     schemes = ("coinex", "evedex", "haqqex", "icrypex", "invex")
-    assert {f"proxy/data/ratelimits/{s}.yaml" for s in schemes} <= shipped
-    assert "proxy/order_fields.yaml" in shipped
+    assert {f"proxy/ratelimit/data/{s}.yaml" for s in schemes} <= shipped
+    assert "proxy/policy/order_fields.yaml" in shipped
 
 
 def test_check_runs_from_the_wheel_with_its_own_config(unpacked: Path, tmp_path: Path) -> None:
@@ -81,9 +81,9 @@ def test_check_runs_from_the_wheel_with_its_own_config(unpacked: Path, tmp_path:
 
 def test_no_runtime_data_is_read_from_the_clone() -> None:
     # The profiles used to live in <repo>/policies/ratelimits, outside the package.
-    from proxy.ratelimit_profiles import SHIPPED_PROFILES
+    from proxy.ratelimit.profiles import SHIPPED_PROFILES
 
-    assert SHIPPED_PROFILES == REPO / "proxy" / "data" / "ratelimits"
+    assert SHIPPED_PROFILES == REPO / "proxy" / "ratelimit" / "data"
     assert not (REPO / "policies" / "ratelimits").exists()
 
 
@@ -100,4 +100,4 @@ def test_serve_never_imports_the_simulators(unpacked: Path, tmp_path: Path) -> N
     )
     result = _run(unpacked, tmp_path, "-c", probe)
     assert result.returncode == 0, result.stderr
-    assert "proxy.sim" not in result.stdout and "proxy.stack" not in result.stdout
+    assert "proxy.sim" not in result.stdout and "proxy.dev.stack" not in result.stdout

@@ -15,7 +15,7 @@ import sys
 import httpx
 import pytest
 
-from proxy.stack import LocalStack
+from proxy.dev.stack import LocalStack
 from tests.integration.redis_server import RedisServer
 from tests.integration.served import served_copy
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from proxy.signers.base import OutgoingRequest, UpstreamReply
+from proxy.messages import OutgoingRequest, UpstreamReply
 
 
 class InProcessUpstream:

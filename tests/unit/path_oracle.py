@@ -1,5 +1,5 @@
 """Independent oracles for path properties: how a venue's server reads a path, and a naive
-glob matcher. Neither uses the proxy's code (``proxy.path_spelling``, ``proxy.policy``).
+glob matcher. Neither uses the proxy's code (``proxy.policy.path_spelling``, ``proxy.policy.rules``).
 
 ``venue_reading`` is the union of what common servers do before routing, so that "the
 venue routes this spelling to a denied endpoint" is judged by the broadest reader:
@@ -32,16 +32,21 @@ def _segment_match(pattern: str, text: str) -> bool:
     return bool(text) and text[0] == pattern[0] and _segment_match(pattern[1:], text[1:])
 
 
-def _glob(pattern: list[str], path: list[str]) -> bool:
+def _glob(pattern: list[str], path: list[str], least: int = 0) -> bool:
     if not pattern:
         return not path
-    if pattern[0] == "**":  # any number of whole segments
-        return any(_glob(pattern[1:], path[i:]) for i in range(len(path) + 1))
-    return bool(path) and _segment_match(pattern[0], path[0]) and _glob(pattern[1:], path[1:])
+    if pattern[0] == "**":  # any number of whole segments (at least ``least``)
+        return any(_glob(pattern[1:], path[i:], least) for i in range(least, len(path) + 1))
+    return bool(path) and _segment_match(pattern[0], path[0]) and _glob(pattern[1:], path[1:], least)
 
 
-def glob_matches(glob: str, path: str) -> bool:
-    """``*`` within a segment, ``**`` across segments; ``**/x``: any prefix, then x."""
+def glob_matches(glob: str, path: str, as_sent: bool = False) -> bool:
+    """``*`` within a segment, ``**`` across segments; ``**/x``: any prefix, then x.
+
+    ``as_sent``: an allow rule matching the spelling the client sent (docs/policies.md "The
+    canonical spelling"): the ``/`` the rule writes before a ``**`` is literal, so
+    ``/v2/spot/**`` needs a segment after ``/v2/spot/`` (``/v2/spot`` is another spelling).
+    """
     if glob.startswith("**"):
         return _glob(["**", *glob[3:].split("/")], path.split("/")[1:])
-    return _glob(glob.split("/")[1:], path.split("/")[1:])
+    return _glob(glob.split("/")[1:], path.split("/")[1:], 1 if as_sent else 0)

@@ -22,7 +22,7 @@ from proxy.clock import FakeClock
 from proxy.credentials.memory import MemoryStore
 from proxy.identity import token_sha256
 from proxy.metrics import UNKNOWN, Metrics
-from proxy.ratelimit import MemoryLimiter
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys

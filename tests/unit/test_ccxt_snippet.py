@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import ccxt
 
-from proxy.ccxt_snippet import CCXT_VERSION, README_TOKEN, README_URL, ccxt_snippet
-from proxy.demo import _print_keep_running
+from proxy.dev.ccxt_snippet import CCXT_VERSION, README_TOKEN, README_URL, ccxt_snippet
+from proxy.dev.demo import _print_keep_running
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,20 +12,15 @@ from pathlib import Path
 import ccxt
 import pytest
 
-from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
 from proxy.errors import ERROR_HEADER, ProxyError, render_error
-from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
 from proxy.settings import Settings
-from proxy.signers import SIGNERS, owned_headers
-from proxy.signers.envelopes import COINEX_CODES, ENVELOPES, ICRYPEX_CODES
-from proxy.sim import SIMULATORS
-from proxy.sim.credentials import demo_credentials, sim_keys
-from tests.unit.inprocess import InProcessUpstream, proxy_client
+from proxy.signers import ENVELOPES, SIGNERS
+from proxy.signers.envelopes import COINEX_CODES, ICRYPEX_CODES
+from proxy.sim.credentials import demo_credentials
+from tests.factories import build_pipeline, simulated
+from tests.unit.inprocess import proxy_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 MM = {"Proxy-Authorization": "Bearer mm-token"}
@@ -43,21 +38,8 @@ def _all_codes() -> set[str]:
 
 
 def _app(envelopes=ENVELOPES) -> ProxyApp:
-    creds = {scheme: demo_credentials(scheme) for scheme in CONFIGURED}
-    sims = {scheme: SIMULATORS[scheme](sim_keys(fields), None) for scheme, fields in creds.items()}
-    venues = {s: Venue(s, f"http://{s}.sim", frozenset({"main"}), SIGNERS[s]()) for s in CONFIGURED}
-    store = MemoryStore({(s, "main"): fields for s, fields in creds.items()})
-    upstream = InProcessUpstream({f"http://{s}.sim": sim for s, sim in sims.items()})
-    clock = SystemClock()
-    pipeline = Pipeline(
-        load_policies(FIXTURES / "basic"),
-        venues,
-        store,
-        MemoryLimiter(clock),
-        upstream,
-        clock,
-        HeaderPolicy(owned_headers()),
-    )
+    world = simulated(CONFIGURED)
+    pipeline = build_pipeline(FIXTURES / "basic", world.venues, world.store, world.upstream)
     return ProxyApp(pipeline, max_body_bytes=1024, envelopes=envelopes)
 
 

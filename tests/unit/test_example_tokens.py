@@ -17,8 +17,8 @@ import yaml
 
 from proxy.cli import main
 from proxy.config_errors import ConfigError
-from proxy.example_tokens import EXAMPLE_TOKEN_SHA256
-from proxy.policy_loader import load_policies
+from proxy.policy.example_tokens import EXAMPLE_TOKEN_SHA256
+from proxy.policy.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]
 _HASH = re.compile(r"token_sha256:\s*\"?([0-9a-f]{64})")

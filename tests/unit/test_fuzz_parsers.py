@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy import jsonjs
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest, UnknownRoute
-from proxy.policy_fields import parse_request_fields
-from proxy.routing import parse_route
-from proxy.signers.base import OutgoingRequest, SignContext
-from proxy.signers.evedex import EvedexSigner
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.policy.fields import parse_request_fields
+from proxy.policy.routing import parse_route
+from proxy.signers.base import SignContext
+from proxy.signers.evedex.signer import EvedexSigner
 from proxy.signers.haqqex import HaqqexSigner
 from proxy.signers.invex import InvexSigner
 from proxy.sim.credentials import demo_credentials

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.policy_loader import load_policies
+from proxy.policy.loader import load_policies
 from proxy.settings import build_settings
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "signing-proxy"

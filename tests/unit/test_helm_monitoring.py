@@ -18,7 +18,7 @@ from prometheus_client.metrics_core import Metric
 
 from proxy.clock import FakeClock
 from proxy.metrics import Metrics
-from proxy.ratelimit import LimiterCollector, MemoryLimiter
+from proxy.ratelimit.limiter import LimiterCollector, MemoryLimiter
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "signing-proxy"
 RULES = (CHART / "templates" / "prometheusrule.yaml").read_text()

@@ -9,7 +9,7 @@ import proxy
 from proxy.errors import Unauthenticated
 from proxy.hygiene import HeaderPolicy, response_headers
 from proxy.identity import identify
-from proxy.policy_loader import load_policies
+from proxy.policy.loader import load_policies
 from proxy.signers import owned_headers
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"

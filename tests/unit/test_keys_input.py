@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from proxy.cli import main
-from proxy.keys import InputError, parse_fields, read_fields
+from proxy.keys.cli import InputError, parse_fields, read_fields
 
 SECRET = "S3CRET-value-0x1F"
 

@@ -24,19 +24,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.clock import SystemClock
+from proxy.app import build_rate_limits
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
-from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.ratelimit_gate import build_rate_limits
+from proxy.messages import OutgoingRequest
 from proxy.settings import build_settings
-from proxy.signers import SIGNERS, owned_headers
-from proxy.signers.base import OutgoingRequest
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
+from tests.factories import build_pipeline, venue
 from tests.unit.inprocess import InProcessUpstream
 from tests.unit.path_oracle import glob_matches, venue_reading
 
@@ -99,15 +94,8 @@ def _world(tmp: Path) -> dict[str, Any]:
     creds = demo_credentials("coinex")
     sim = SIMULATORS["coinex"](sim_keys(creds), None)
     upstream = InProcessUpstream(sim)
-    clock = SystemClock()
-    pipeline = Pipeline(
-        load_policies(config.policies),
-        {"coinex": Venue("coinex", "http://coinex.sim", frozenset({"main"}), SIGNERS["coinex"]())},
-        MemoryStore({("coinex", "main"): creds}),
-        MemoryLimiter(clock),
-        upstream,
-        clock,
-        HeaderPolicy(owned_headers()),
+    pipeline = build_pipeline(
+        config.policies, [venue("coinex")], MemoryStore({("coinex", "main"): creds}), upstream
     )
     limits = build_rate_limits(config)
     return {"app": ProxyApp(pipeline, 1 << 20), "sim": sim, "upstream": upstream, "limits": limits}
@@ -142,7 +130,7 @@ def _matches(rules: list[tuple[str | None, str]], method: str, path: str) -> boo
 
 def _profile_groups(method: str, endpoint: str) -> set[str]:
     """The shipped CoinEx profile's groups for an endpoint, read as plain YAML."""
-    profile = yaml.safe_load((REPO / "proxy" / "data" / "ratelimits" / "coinex.yaml").read_text())
+    profile = yaml.safe_load((REPO / "proxy" / "ratelimit" / "data" / "coinex.yaml").read_text())
     groups = set()
     for name, group in profile["groups"].items():
         if group.get("streams"):  # charged for stream opens only, never for a REST call

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
+from proxy.app import build_rate_limits
 from proxy.cli import main
 from proxy.errors import BadRequest
-from proxy.policy import decide
-from proxy.policy_loader import load_policies
-from proxy.ratelimit_gate import build_rate_limits
-from proxy.routing import parse_route
+from proxy.messages import OutgoingRequest
+from proxy.policy.loader import load_policies
+from proxy.policy.routing import parse_route
+from proxy.policy.rules import decide
 from proxy.settings import build_settings
-from proxy.signers.base import OutgoingRequest
 
 REPO = Path(__file__).resolve().parents[2]
 

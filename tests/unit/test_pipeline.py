@@ -8,17 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.clock import SystemClock
-from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
-from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.signers import SIGNERS, owned_headers
-from proxy.sim import SIMULATORS
-from proxy.sim.credentials import demo_credentials, sim_keys
-from tests.unit.inprocess import InProcessUpstream, proxy_client
+from tests.factories import build_pipeline, simulated
+from tests.unit.inprocess import proxy_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 MM = {"Proxy-Authorization": "Bearer mm-token"}
@@ -26,24 +18,13 @@ MM = {"Proxy-Authorization": "Bearer mm-token"}
 
 @pytest.fixture
 def world():
-    creds = {scheme: demo_credentials(scheme) for scheme in ("coinex", "icrypex", "haqqex")}
-    sims = {scheme: SIMULATORS[scheme](sim_keys(fields), None) for scheme, fields in creds.items()}
-    venues = {
-        s: Venue(s, f"http://{s}.sim", frozenset({"main"}), SIGNERS[s]())
-        for s in ("coinex", "icrypex", "haqqex")
-    }
-    store = MemoryStore({(s, "main"): fields for s, fields in creds.items()})
-    upstream = InProcessUpstream({f"http://{s}.sim": sim for s, sim in sims.items()})
-    policies = load_policies(FIXTURES / "basic")
-    clock = SystemClock()
-    pipeline = Pipeline(
-        policies, venues, store, MemoryLimiter(clock), upstream, clock, HeaderPolicy(owned_headers())
-    )
+    world = simulated(("coinex", "icrypex", "haqqex"))
+    pipeline = build_pipeline(FIXTURES / "basic", world.venues, world.store, world.upstream)
     return {
         "app": ProxyApp(pipeline, max_body_bytes=1024),
-        "sims": sims,
-        "upstream": upstream,
-        "store": store,
+        "sims": world.sims,
+        "upstream": world.upstream,
+        "store": world.store,
     }
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from proxy.config_errors import ConfigError
-from proxy.policy import compile_glob, decide
-from proxy.policy_loader import load_policies
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import compile_glob, decide
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 

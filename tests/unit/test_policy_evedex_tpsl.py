@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.policy import decide_request
-from proxy.policy_loader import load_policies
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import decide_request
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 LIMIT = "/api/v2/order/limit"

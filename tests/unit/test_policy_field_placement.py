@@ -13,18 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from proxy.clock import SystemClock
-from proxy.credentials.memory import MemoryStore
 from proxy.errors import BadRequest, PolicyDenied
-from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Audit, Incoming, Pipeline, Venue
-from proxy.policy import decide_request
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.signers import SIGNERS, owned_headers
-from proxy.sim import SIMULATORS
-from proxy.sim.credentials import demo_credentials, sim_keys
-from tests.unit.inprocess import InProcessUpstream
+from proxy.messages import Incoming
+from proxy.pipeline import Audit
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import decide_request
+from tests.factories import build_pipeline, simulated
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 TOKEN = "fields-desk"
@@ -160,20 +154,8 @@ class Body:
 
 @pytest.fixture
 def world():
-    creds = demo_credentials("coinex")
-    upstream = InProcessUpstream(SIMULATORS["coinex"](sim_keys(creds), None))
-    venues = {"coinex": Venue("coinex", "http://coinex.sim", frozenset({"main"}), SIGNERS["coinex"]())}
-    clock = SystemClock()
-    pipeline = Pipeline(
-        load_policies(FIXTURES / "fields"),
-        venues,
-        MemoryStore({("coinex", "main"): creds}),
-        MemoryLimiter(clock),
-        upstream,
-        clock,
-        HeaderPolicy(owned_headers()),
-    )
-    return pipeline, upstream
+    world = simulated(["coinex"])
+    return build_pipeline(FIXTURES / "fields", world.venues, world.store, world.upstream), world.upstream
 
 
 def _incoming(method: str, target: str, headers: tuple[tuple[str, str], ...]) -> Incoming:
@@ -249,7 +231,7 @@ async def test_policy_refusal_stays_403(world) -> None:
 def test_evedex_signer_refuses_non_ascii_digits(text) -> None:
     # Decimal("\u0661") is 1 to Python; big.js (and the venue) reject it: never sign a value the
     # client did not spell in ASCII.
-    from proxy.signers.evedex_orders import to_matcher_number
+    from proxy.signers.evedex.orders import to_matcher_number
 
     with pytest.raises(BadRequest):
         to_matcher_number(text, "quantity")

@@ -28,10 +28,10 @@ import coincurve
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from proxy.policy import decide_request
-from proxy.policy_loader import load_policies
-from proxy.signers.base import OutgoingRequest
-from proxy.signers.evedex import sign_order_body
+from proxy.messages import OutgoingRequest
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import decide_request
+from proxy.signers.evedex.signer import sign_order_body
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 DESK = load_policies(FIXTURES / "fields").clients["desk"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.policy import decide, decide_fields, decide_request
-from proxy.policy_fields import FieldProblem, as_decimal, parse_request_fields
-from proxy.policy_loader import load_policies
+from proxy.policy.fields import FieldProblem, as_decimal, parse_request_fields
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import decide, decide_fields, decide_request
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 VENUES = ["coinex", "coinex-eu", "icrypex", "haqqex", "invex", "evedex"]

@@ -1,4 +1,4 @@
-"""The shipped order field names (``proxy/order_fields.yaml``): valid, complete, consistent.
+"""The shipped order field names (``proxy/policy/order_fields.yaml``): valid, complete, consistent.
 
 The names are data the security team reviews; these tests keep them honest: every scheme
 exists, and every order the demo tour sends (the bodies the simulated venues accept) is
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from proxy.config_errors import ConfigError
-from proxy.demo import TOUR
-from proxy.order_fields import ORDER_FIELDS, load_order_fields
+from proxy.dev.demo import TOUR
+from proxy.policy.order_fields import ORDER_FIELDS, load_order_fields
 from proxy.signers import SIGNERS
 
 

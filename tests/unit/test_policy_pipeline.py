@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from proxy.clock import SystemClock
-from proxy.credentials.memory import MemoryStore
 from proxy.errors import PolicyDenied, Unauthenticated
-from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Audit, Incoming, Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.signers import SIGNERS, owned_headers
-from proxy.sim import SIMULATORS
-from proxy.sim.credentials import demo_credentials, sim_keys
-from tests.unit.inprocess import InProcessUpstream
+from proxy.messages import Incoming
+from proxy.pipeline import Audit
+from tests.factories import build_pipeline, simulated
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 ORIGIN = "http://coinex.sim"
@@ -47,16 +40,8 @@ class Body:
 
 @pytest.fixture
 def world():
-    creds = demo_credentials("coinex")
-    upstream = InProcessUpstream(SIMULATORS["coinex"](sim_keys(creds), None))
-    venues = {"coinex": Venue("coinex", ORIGIN, frozenset({"main"}), SIGNERS["coinex"]())}
-    policies = load_policies(FIXTURES / "trading")
-    clock = SystemClock()
-    store = MemoryStore({("coinex", "main"): creds})
-    pipeline = Pipeline(
-        policies, venues, store, MemoryLimiter(clock), upstream, clock, HeaderPolicy(owned_headers())
-    )
-    return pipeline, upstream
+    world = simulated(["coinex"])
+    return build_pipeline(FIXTURES / "trading", world.venues, world.store, world.upstream), world.upstream
 
 
 def _request(method: str, path: str, token: str | None) -> Incoming:

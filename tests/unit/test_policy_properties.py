@@ -17,10 +17,10 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.order_fields import load_order_fields
-from proxy.path_spelling import compile_path_glob
-from proxy.policy import Client, Rule, compile_glob, decide_request
-from proxy.policy_fields import Bounds, Constraints, FieldRange, Notional, OneOf
+from proxy.policy.fields import Bounds, Constraints, FieldRange, Notional, OneOf
+from proxy.policy.order_fields import load_order_fields
+from proxy.policy.path_spelling import compile_path_glob
+from proxy.policy.rules import Client, Rule, compile_glob, decide_request
 
 ANY = (compile_glob("*"),)
 
@@ -72,7 +72,7 @@ def test_bounds_never_admit_a_value_outside_them(low, high, amount, price) -> No
     if low is None and high is None:
         high = Decimal(0)
     literal, exact = amount
-    rule = _rule(0, "/o", Constraints((FieldRange("amount", Bounds(low, high)),)))
+    rule = _rule(0, "/o", Constraints((FieldRange("amount", Bounds(low, high)),), table=load_order_fields()))
     body = f'{{"amount": {literal}, "price": "{price}"}}'.encode()
     decision = decide_request(_client(rule), "coinex", "main", "POST", "/o", body)
     inside = (
@@ -120,6 +120,9 @@ rule_spec = st.tuples(
 )
 
 
+TABLE = load_order_fields()
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     allow=st.lists(rule_spec, max_size=4),
@@ -133,7 +136,9 @@ def test_report_mode_is_what_enforcing_would_do(allow, deny, client_report, path
         _rule(
             i,
             glob,
-            None if values is None else Constraints((OneOf("market", frozenset(values), ""),)),
+            None
+            if values is None
+            else Constraints((OneOf("market", frozenset(values), ""),), table=load_order_fields()),
             report,
         )
         for i, (glob, values, report) in enumerate(allow)

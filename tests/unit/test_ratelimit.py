@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from proxy.clock import FakeClock
 from proxy.errors import RateLimited
-from proxy.policy import PolicySet, RateSpec
-from proxy.ratelimit import Bucket, MemoryLimiter, Refusal, Window
-from proxy.ratelimit_gate import RateGate
+from proxy.policy.rules import PolicySet, RateSpec
+from proxy.ratelimit.gate import RateGate
+from proxy.ratelimit.limiter import Bucket, MemoryLimiter, Refusal, Window
 
 ACCOUNT = Bucket("account coinex/main", RateSpec(per_second=2, burst=3))
 CLIENT = Bucket("client bot", RateSpec(per_second=10, burst=5))

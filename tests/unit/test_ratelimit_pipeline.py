@@ -12,20 +12,18 @@ import httpx
 import pytest
 import yaml
 
+from proxy.app import build_rate_limits
 from proxy.clock import FakeClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
-from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
-from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.ratelimit_gate import RateGate, build_rate_limits
+from proxy.ratelimit.gate import RateGate
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
-from proxy.signers import SIGNERS, owned_headers
 from proxy.sim import SIMULATORS
 from proxy.sim.base import SimResponse, json_response
 from proxy.sim.credentials import demo_credentials, sim_keys
+from tests.factories import build_pipeline, venue
 from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 ORIGIN = "http://coinex.sim"
@@ -61,14 +59,13 @@ def _world(tmp_path: Path, rate_limits: dict[str, Any]) -> dict[str, Any]:
     gate = RateGate(
         limiter, build_rate_limits(settings), config.max_wait_ms, config.client_max_wait_ms, sleep
     )
-    pipeline = Pipeline(
-        load_policies(settings.policies),
-        {"coinex": Venue("coinex", ORIGIN, frozenset({"main"}), SIGNERS["coinex"]())},
+    pipeline = build_pipeline(
+        settings.policies,
+        [venue("coinex", url=ORIGIN)],
         MemoryStore({("coinex", "main"): creds}),
-        limiter,
         upstream,
-        clock,
-        HeaderPolicy(owned_headers()),
+        clock=clock,
+        limiter=limiter,
         rate_gate=gate,
     )
     app = ProxyApp(pipeline, max_body_bytes=1 << 20)
@@ -158,10 +155,10 @@ async def test_short_queueing_instead_of_a_429(tmp_path: Path, max_wait_ms: int,
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_create_app_wires_the_backend_and_shared_sessions(tmp_path: Path, backend: str) -> None:
     from proxy.app import create_app
-    from proxy.policy import PolicySet
-    from proxy.ratelimit_redis import RedisLimiter
-    from proxy.sessions_redis import RedisSessions
-    from proxy.signers.evedex import LocalSessions
+    from proxy.credentials.sessions_redis import RedisSessions
+    from proxy.policy.rules import PolicySet
+    from proxy.ratelimit.redis import RedisLimiter
+    from proxy.signers.evedex.signer import LocalSessions
 
     venues = {
         "coinex": {"scheme": "coinex", "upstream": ORIGIN, "accounts": ["main"]},

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
+from proxy.app import build_rate_limits
 from proxy.config_errors import ConfigError
-from proxy.policy import RateSpec
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import Window
-from proxy.ratelimit_gate import build_rate_limits
-from proxy.ratelimit_profiles import SHIPPED_PROFILES, load_profile, load_profiles
+from proxy.messages import OutgoingRequest, UpstreamReply
+from proxy.policy.loader import load_policies
+from proxy.policy.rules import RateSpec
+from proxy.ratelimit.limiter import Window
+from proxy.ratelimit.profiles import SHIPPED_PROFILES, load_profile, load_profiles
 from proxy.settings import Settings, build_settings
 from proxy.signers import SIGNERS
-from proxy.signers.base import OutgoingRequest, UpstreamReply
 
 REPO = Path(__file__).resolve().parents[2]
 VENUES = {

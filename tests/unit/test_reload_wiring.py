@@ -13,10 +13,10 @@ import pytest
 
 from proxy.app import create_app
 from proxy.credentials.memory import MemoryStore
+from proxy.credentials.sessions_redis import RedisSessions
 from proxy.reload import Reloader
-from proxy.sessions_redis import RedisSessions
 from proxy.settings import load_settings
-from proxy.signers.evedex import LocalSessions
+from proxy.signers.evedex.signer import LocalSessions
 
 # Nothing listens on the Redis URL: the client connects lazily, and this test sends nothing.
 CONFIG = """

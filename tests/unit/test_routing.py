@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.errors import BadRequest, UnknownRoute
-from proxy.routing import parse_route
+from proxy.policy.routing import parse_route
 
 
 @pytest.mark.parametrize(

@@ -20,21 +20,20 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from proxy.app import build_rate_limits
 from proxy.clock import FakeClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
-from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
 from proxy.metrics import Metrics
-from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.ratelimit_gate import RateGate, build_rate_limits
+from proxy.ratelimit.gate import RateGate
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import build_settings
-from proxy.signers import SIGNERS, owned_headers
+from proxy.signers import SIGNERS
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
+from tests.factories import build_pipeline, venue
 from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 HEADERS = {"Proxy-Authorization": "Bearer bot-token"}
@@ -123,16 +122,15 @@ def _world(tmp_path: Path, scheme: str, rate_limits: dict[str, Any], transit: bo
         transit_keys = {"main": f"signing-proxy-{scheme}-main"}
     metrics = Metrics()
     store = CountingStore({(scheme, "main"): stored})
-    pipeline = Pipeline(
-        load_policies(settings.policies),
-        {scheme: Venue(scheme, origin, frozenset({"main"}), signer, transit_keys=transit_keys)},
+    pipeline = build_pipeline(
+        settings.policies,
+        [venue(scheme, url=origin, signer=signer, transit_keys=transit_keys)],
         store,
-        limiter,
         upstream,
-        clock,
-        HeaderPolicy(owned_headers()),
+        clock=clock,
+        limiter=limiter,
         rate_gate=gate,
-        transit=fake_transit,  # type: ignore[arg-type]
+        transit=fake_transit,
     )
     app = ProxyApp(pipeline, max_body_bytes=1 << 20, metrics=metrics)
     return {

@@ -9,22 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from proxy.clock import SystemClock
-from proxy.credentials.base import Credentials
 from proxy.credentials.memory import MemoryStore
 from proxy.credentials.transit import parse_output, request_for
 from proxy.edge import ProxyApp
 from proxy.errors import CredentialsUnavailable
-from proxy.hygiene import HeaderPolicy
-from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.signers import SIGNERS, owned_headers
+from proxy.messages import Credentials
+from proxy.signers import SIGNERS
 from proxy.signers.base import HmacSigner
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator, RsaPss
-from proxy.sim import SIMULATORS
-from proxy.sim.credentials import demo_credentials, sim_keys
-from tests.unit.inprocess import InProcessUpstream, proxy_client
+from tests.factories import build_pipeline, simulated, venue
+from tests.unit.inprocess import proxy_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 MM = {"Proxy-Authorization": "Bearer mm-token"}
@@ -64,29 +58,15 @@ def _hmac_key(scheme: str, fields: dict[str, str]) -> bytes:
 
 @pytest.fixture
 def world():
-    creds = {scheme: demo_credentials(scheme) for scheme in SCHEMES}
-    sims = {scheme: SIMULATORS[scheme](sim_keys(fields), None) for scheme, fields in creds.items()}
-    venues = {
-        s: Venue(s, f"http://{s}.sim", frozenset({"main"}), SIGNERS[s](), transit_keys={"main": f"key-{s}"})
-        for s in SCHEMES
-    }
+    world = simulated(SCHEMES)
+    creds = world.creds
+    venues = [venue(s, transit_keys={"main": f"key-{s}"}) for s in SCHEMES]
     transit = FakeTransit({f"key-{s}": _hmac_key(s, creds[s]) for s in SCHEMES})
     # KV holds what `keys put --transit` leaves there: no secret_key.
     store = MemoryStore(
         {(s, "main"): {"api_key": f["api_key"], "transit_key_version": "3"} for s, f in creds.items()}
     )
-    upstream = InProcessUpstream({f"http://{s}.sim": sim for s, sim in sims.items()})
-    clock = SystemClock()
-    pipeline = Pipeline(
-        load_policies(FIXTURES / "basic"),
-        venues,
-        store,
-        MemoryLimiter(clock),
-        upstream,
-        clock,
-        HeaderPolicy(owned_headers()),
-        transit=transit,
-    )
+    pipeline = build_pipeline(FIXTURES / "basic", venues, store, world.upstream, transit=transit)
     return {
         "app": ProxyApp(pipeline, max_body_bytes=1024),
         "transit": transit,

@@ -17,12 +17,13 @@ from eth_account.messages import encode_typed_data
 from eth_hash.auto import keccak
 from pydantic import ValidationError
 
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest, CredentialsUnavailable, SigningFailed
-from proxy.signers import evedex_orders as orders
-from proxy.signers.base import OutgoingRequest, SignContext
-from proxy.signers.evedex import EvedexSigner, match_route, sign_order_body
-from proxy.signers.evedex_session import (
+from proxy.hygiene import HeaderPolicy
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers import owned_headers
+from proxy.signers.base import SignContext
+from proxy.signers.evedex import orders
+from proxy.signers.evedex.session import (
     iso_ms,
     jwt_expiry,
     load_wallet,
@@ -31,6 +32,7 @@ from proxy.signers.evedex_session import (
     sign_up_body,
     siwe_message,
 )
+from proxy.signers.evedex.signer import EvedexSigner, match_route, sign_order_body
 from tests import vectors
 
 DATA = vectors.load("evedex")
@@ -151,12 +153,21 @@ def test_client_signature_and_chain_id_are_replaced() -> None:
 
 
 def test_chain_id_option_is_what_gets_signed() -> None:
+    other = 16182  # not the vector's chain id (161803)
     body = sign_order_body(
-        _request("POST", "/api/v2/order/limit", LIMIT["inputs"]["order"]), load_wallet(KEY).signing_key, 16182
+        _request("POST", "/api/v2/order/limit", LIMIT["inputs"]["order"]), load_wallet(KEY).signing_key, other
     )
     signed = json.loads(body.body)
-    assert signed["chainId"] == "16182"
-    assert signed["signature"] != LIMIT["signature"]
+    assert signed["chainId"] == str(other)
+    # Oracle: eth-account over the vector's typed data with the other chain id, in the domain
+    # and in the message. The wallet signed exactly that...
+    typed = LIMIT["eip712"]
+    message = typed["message"] | {"chainId": other}
+    under_other = encode_typed_data(typed["domain"] | {"chainId": other}, typed["types"], message)
+    assert Account.recover_message(under_other, signature=signed["signature"]) == ADDRESS
+    # ...and not the vector's chain: there the same signature names someone else.
+    under_vector = encode_typed_data(typed["domain"], typed["types"], typed["message"])
+    assert Account.recover_message(under_vector, signature=signed["signature"]) != ADDRESS
 
 
 def test_unsigned_client_fields_pass_through_before_chain_id() -> None:
@@ -366,10 +377,11 @@ def test_jwt_mode_cannot_sign_without_the_flow() -> None:
         signer.sign(OutgoingRequest("GET", "/api/user/me"), _creds(), CTX)
 
 
-def test_scheme_declaration() -> None:
-    assert EvedexSigner.scheme == "evedex"
-    assert EvedexSigner.required_fields == ("wallet_private_key",)
-    assert EvedexSigner.owned_headers == frozenset({"authorization", "x-api-key"})
+def test_client_cannot_send_the_headers_evedex_authenticates_with() -> None:
+    # Replaces a test that restated the class constants: what they are for is that a client's
+    # own Authorization / X-API-Key never reaches the venue beside (or instead of) ours.
+    sent = (("authorization", "Bearer someone-else"), ("x-api-key", "theirs"), ("accept", "application/json"))
+    assert HeaderPolicy(owned_headers()).request_headers(sent) == (("accept", "application/json"),)
 
 
 def test_options_defaults_and_origin_normalisation() -> None:

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from proxy.clock import FakeClock
-from proxy.credentials.base import Credentials
 from proxy.errors import CredentialsUnavailable, UpstreamUnreachable
-from proxy.signers.base import OutgoingRequest, SignContext, UpstreamReply
-from proxy.signers.evedex import EvedexSigner
+from proxy.messages import Credentials, OutgoingRequest, UpstreamReply
+from proxy.signers.base import SignContext
+from proxy.signers.evedex.signer import EvedexSigner
 from proxy.sim.evedex import EvedexSim, create_app
 from tests import vectors
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from proxy import jsonjs
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest
+from proxy.messages import Credentials, OutgoingRequest
 from proxy.signers import SIGNERS
-from proxy.signers.base import OutgoingRequest, SignContext
+from proxy.signers.base import SignContext
 from proxy.signers.haqqex import HaqqexSigner, signature, signed_params, string_to_sign
 from tests import vectors
 

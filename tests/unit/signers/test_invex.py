@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from pydantic import ValidationError
 
-from proxy.credentials.base import Credentials
 from proxy.errors import BadRequest, SigningFailed
+from proxy.messages import Credentials, OutgoingRequest
 from proxy.signers import SIGNERS
-from proxy.signers.base import OutgoingRequest, SignContext
+from proxy.signers.base import SignContext
 from proxy.signers.invex import (
     InvexSigner,
     format_expire_at,

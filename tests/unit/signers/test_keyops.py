@@ -17,9 +17,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from proxy.credentials.base import Credentials
+from proxy.messages import Credentials, OutgoingRequest
 from proxy.signers import SIGNERS
-from proxy.signers.base import OutgoingRequest, SignContext, pad_hmac_key
+from proxy.signers.base import SignContext, pad_hmac_key
 from proxy.signers.coinex import CoinexSigner
 from proxy.signers.haqqex import HaqqexSigner
 from proxy.signers.icrypex import IcrypexSigner

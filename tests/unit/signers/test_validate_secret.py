@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from proxy.credentials.base import Credentials
 from proxy.errors import SigningFailed
+from proxy.messages import Credentials
 from proxy.signers import SIGNERS
 from proxy.sim.credentials import demo_credentials
 

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.clock import FakeClock
-from proxy.credentials.base import Credentials
-from proxy.signers.base import OutgoingRequest, SignContext
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers.base import SignContext
 from proxy.signers.haqqex import HaqqexSigner
 from proxy.sim import SIMULATORS
 from proxy.sim.base import ReceivedRequest, SimResponse, SimVenue

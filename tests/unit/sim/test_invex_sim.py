@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from proxy.clock import FakeClock
-from proxy.credentials.base import Credentials
-from proxy.signers.base import OutgoingRequest, SignContext
+from proxy.messages import Credentials, OutgoingRequest
+from proxy.signers.base import SignContext
 from proxy.signers.invex import InvexSigner
 from proxy.sim.base import SimVenue
 from proxy.sim.invex import create_app

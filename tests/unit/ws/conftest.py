@@ -10,22 +10,22 @@ from typing import Any
 import httpx
 import pytest
 
+from proxy.app import build_rate_limits
 from proxy.clock import SystemClock
 from proxy.credentials.memory import MemoryStore
 from proxy.edge import ProxyApp
-from proxy.hygiene import HeaderPolicy
 from proxy.identity import token_sha256
-from proxy.pipeline import Pipeline, Venue
-from proxy.policy_loader import load_policies
-from proxy.ratelimit import MemoryLimiter
-from proxy.ratelimit_gate import RateGate, RateLimits, build_rate_limits
+from proxy.messages import OutgoingRequest, UpstreamReply
+from proxy.ratelimit.gate import RateGate, RateLimits
+from proxy.ratelimit.limiter import MemoryLimiter
 from proxy.settings import WebSocketSettings, build_settings
-from proxy.signers import SIGNERS, owned_headers
-from proxy.signers.base import OutgoingRequest, UpstreamReply
+from proxy.signers import SIGNERS
 from proxy.sim import SIMULATORS
 from proxy.sim.base import SimVenue
 from proxy.sim.credentials import demo_credentials, sim_keys
+from proxy.venue import Venue
 from proxy.ws.gateway import StreamGateway
+from tests.factories import build_pipeline
 from tests.unit.ws.harness import AsgiClient, EchoConnector, SimConnector
 
 STREAMER, POSTER, LIMITED = "streamer-token", "poster-token", "limited-token"
@@ -128,14 +128,13 @@ def make_world(tmp_path: Path) -> Callable[..., World]:
         secrets[("dead", "main")] = creds["coinex"]
         clock = SystemClock()
         limiter = MemoryLimiter(clock)
-        pipeline = Pipeline(
-            load_policies(tmp_path),
+        pipeline = build_pipeline(
+            tmp_path,
             _venues(),
             MemoryStore(secrets),
-            limiter,
             InProcessHttp({f"http://{s}.sim": sim for s, sim in sims.items()}),
-            clock,
-            HeaderPolicy(owned_headers()),
+            clock=clock,
+            limiter=limiter,
             rate_gate=None if rate_limits is None else RateGate(limiter, _profiles(tmp_path, rate_limits)),
         )
         connector = connector or SimConnector({f"ws://{s}.sim": sim for s, sim in sims.items()})

@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 
 from proxy.ws.frames import Closed, Frame
-from tests.unit.ws.conftest import POSTER, World
+from tests.unit.ws.conftest import POSTER, STREAMER, World
 from tests.unit.ws.harness import AsgiClient
 
 ORDER_SUBSCRIBE = json.dumps({"method": "order.subscribe", "params": {"market_list": ["BTCUSDT"]}, "id": 5})
@@ -191,6 +191,27 @@ async def test_without_the_response_extension_the_refusal_is_close_1008_with_the
     assert await client.handshake() == {"type": "websocket.close", "code": 1008, "reason": "policy_denied"}
     client.disconnect(1006)
     await client.finished()
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/coinex/main/v2/spot?_method=POST", []),
+        ("/coinex/main/v2/spot", [("X-HTTP-Method-Override", "POST")]),
+    ],
+)
+async def test_a_stream_open_asking_for_another_method_is_refused_as_on_rest(
+    world: World, path: str, headers: list[tuple[str, str]]
+) -> None:
+    # The REST steps themselves decide a stream (Pipeline.authorize): a method override is a
+    # 400 there, so it is one here too, before anything reaches the venue.
+    client = AsgiClient(world.app, path, [("Proxy-Authorization", f"Bearer {STREAMER}"), *headers])
+    response = await client.handshake()
+    assert response["type"] == "websocket.http.response.start"
+    assert response["status"] == 400
+    assert json.loads(response["body"])["error"]["code"] == "bad_request"
+    await client.finished()
+    assert not world.connector.opened
 
 
 # --- login failure ------------------------------------------------------------------------

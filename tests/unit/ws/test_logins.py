@@ -13,14 +13,14 @@ import pytest
 from eth_account import Account
 
 from proxy.clock import FakeClock
-from proxy.credentials.base import Credentials
 from proxy.errors import SigningFailed
-from proxy.pipeline import Venue
-from proxy.signers.base import OutgoingRequest, UpstreamReply
+from proxy.messages import Credentials, OutgoingRequest, UpstreamReply
+from proxy.signers import SIGNERS
 from proxy.signers.coinex import CoinexSigner
-from proxy.signers.evedex import EvedexSigner
+from proxy.signers.evedex.signer import EvedexSigner
 from proxy.signers.icrypex import IcrypexSigner
 from proxy.sim.evedex import create_app as evedex_sim
+from proxy.venue import Venue
 from proxy.ws import coinex as coinex_ws
 from proxy.ws.base import LoginFailed, StreamContext, Verdict
 from proxy.ws.coinex import CoinexLogin, client_login_id, deflate, inflate
@@ -291,6 +291,8 @@ async def test_evedex_api_key_mode_has_no_token() -> None:
 
 def test_registry_and_startup_checks() -> None:
     assert set(LOGINS) == {"coinex", "icrypex", "evedex"}
+    # The stream logins and the signers that say they have streams are the same set.
+    assert set(LOGINS) == {scheme for scheme, signer in SIGNERS.items() if signer.streams}
     assert stream_config_problem("coinex", {}) is None
     assert stream_config_problem("evedex", {"mode": "jwt"}) is None
     assert "mode jwt" in (stream_config_problem("evedex", {"mode": "api_key"}) or "")
