@@ -55,9 +55,12 @@ class ServeProcess:
                 if self.process.returncode is not None:
                     raise RuntimeError(f"signing-proxy serve exited early ({self.process.returncode})")
                 try:
-                    if (await http.get(f"{self.admin_url}/healthz")).status_code == 200:
+                    # The admin port can answer before the data plane listens: wait for the
+                    # readiness body to say the listener is up (in strict mode too).
+                    checks = (await http.get(f"{self.admin_url}/readyz")).json().get("checks", {})
+                    if checks.get("listener") == "ok":
                         return self
-                except httpx.TransportError:
+                except (httpx.TransportError, ValueError):
                     pass
                 await asyncio.sleep(0.1)
         raise RuntimeError("signing-proxy serve did not become healthy")
