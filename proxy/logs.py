@@ -40,7 +40,7 @@ class JsonFormatter(logging.Formatter):
         }
         standard = _STANDARD
         for key, value in record.__dict__.items():
-            if key not in standard and key[0] != "_":
+            if key not in standard and not key.startswith("_"):
                 line[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             # Class only: library exception text can quote request data or key bytes.

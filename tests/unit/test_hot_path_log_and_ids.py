@@ -41,3 +41,8 @@ def test_generated_request_ids_are_32_random_hex_digits() -> None:
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
     assert re.fullmatch(r"[0-9a-f]{32}", choose_request_id("bad id with spaces"))
     assert choose_request_id("trace-42") == "trace-42"
+
+
+def test_odd_extra_keys_are_formatted_or_skipped_never_raise() -> None:
+    line = json.loads(JsonFormatter().format(_record(1_700_000_000.0, **{"": "empty", "_private": 1})))
+    assert line[""] == "empty" and "_private" not in line
