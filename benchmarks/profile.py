@@ -24,7 +24,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics", ("proxy/metrics.py", "prometheus_client/")),
     ("audit", ("Audit.",)),
     ("header hygiene", ("proxy/hygiene.py",)),
-    ("route parsing", ("proxy/routing.py", "proxy/path_spelling.py")),
+    ("route parsing", ("proxy/policy/routing.py", "proxy/policy/path_spelling.py")),
     ("rate limits", ("proxy/ratelimit",)),
     ("policy decision", ("proxy/policy", "proxy/order_fields.py", "proxy/request_fields.py")),
     ("identity", ("proxy/identity.py",)),

@@ -17,22 +17,35 @@ from typing import Any
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
 
 
+# One encoder for every line: ``json.dumps(..., default=str)`` builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str)
+
+
 class JsonFormatter(logging.Formatter):
+    # (second, its text) of the last line: lines in one second share it. One tuple, so a
+    # line logged from another thread never pairs one second with another's text.
+    _stamped: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
+        second, stamp = self._stamped
+        if int(record.created) != second:
+            second = int(record.created)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._stamped = (second, stamp)
         line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": f"{stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        standard = _STANDARD
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in standard and not key.startswith("_"):
                 line[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             # Class only: library exception text can quote request data or key bytes.
             line["exc_type"] = record.exc_info[0].__name__
-        return json.dumps(line, default=str)
+        return _ENCODER.encode(line)
 
 
 def configure(level: str = "INFO", stream: Any = None) -> None:

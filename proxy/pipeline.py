@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from proxy.bounded import BoundedCache
 from proxy.clock import Clock
 from proxy.credentials.base import CredentialStore
 from proxy.credentials.transit import TransitKeys, pinned_version
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("signing_proxy.pipeline")
 
 ReadBody = Callable[[], Awaitable[bytes]]
+DecisionKey = tuple[int, str, str, str, str]  # id(client), venue, account, method, upstream path
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,8 @@ class Pipeline:
         # signers get the same wiring (metrics, shared sessions). None: built by hand (tests).
         self.build_venues = build_venues
         self.transit = transit  # Vault Transit for ``signing: transit`` accounts (proxy.credentials.transit)
+        # Path-only allow decisions of the policy set they were made under (``_decide``).
+        self._decisions: tuple[PolicySet, BoundedCache[DecisionKey, Decision]] = (policies, BoundedCache())
 
     def swap(self, *, policies: PolicySet, venues: dict[str, Venue], limits: RateLimits) -> None:
         """Reload: the new configuration, one reference each. No await in between, so a
@@ -133,6 +137,7 @@ class Pipeline:
         self.venues = venues
         self.rate_gate.limits = limits
         self.policies = policies
+        self._decisions = (policies, BoundedCache())  # never a decision of the old policies
 
     async def handle(self, request: Incoming, read_body: ReadBody, audit: Audit) -> UpstreamReply:
         grant = await self.authorize(request, read_body, audit)
@@ -173,7 +178,7 @@ class Pipeline:
             raise UnknownRoute(f"venue {route.venue} has no WebSocket upstream (ws_upstream)")
         audit.scheme = venue.signer.scheme  # from here on, refusals take this venue's error shape
         method, headers = request.method, request.headers
-        decision = decide(client, route.venue, route.account, method, route.upstream_path)
+        decision = self._decide(policies, client, route.venue, route.account, method, route.upstream_path)
         body = None
         if decision.pending is not None:
             body = await read_body()
@@ -188,6 +193,29 @@ class Pipeline:
         if not decision.allowed:
             raise PolicyDenied(decision.reason)
         return Grant(client, route, venue, decision, policies, body)
+
+    def _decide(
+        self, policies: PolicySet, client: Client, venue: str, account: str, method: str, path: str
+    ) -> Decision:
+        """``decide``, memoised (issue 17). ``decide`` is a pure function of the client's rules
+        and the four strings, so a hit is the answer it would give. Only settled allow
+        decisions are kept (never a pending, denied or ambiguous one): the key is an
+        identified client of this policy set, a venue account that exists (``_venue`` ran),
+        and a method and path the client's allow rules admit, at most ``BoundedCache.size``
+        of them. The cache belongs to one policy set: a reload (or any other set) starts empty.
+        Routing, the method-override check and field rules still run for every request."""
+        owner, plans = self._decisions
+        if owner is not policies:
+            plans = BoundedCache()
+            self._decisions = (policies, plans)
+        # id(): the client lives in ``policies``, which this cache keeps alive, so it is unique.
+        key = (id(client), venue, account, method, path)
+        decision = plans.get(key)
+        if decision is None:
+            decision = decide(client, venue, account, method, path)
+            if decision.allowed and decision.pending is None and not decision.bad_request:
+                plans.put(key, decision)
+        return decision
 
     def _venue(self, route: Route, audit: Audit) -> Venue:
         venue = self.venues.get(route.venue)

@@ -13,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from proxy.bounded import BoundedCache
 from proxy.errors import RateLimited, RateLimitUnavailable
 from proxy.messages import OutgoingRequest, UpstreamReply
 from proxy.policy.path_spelling import canonical_path
 from proxy.policy.rules import PolicySet, RateSpec
 from proxy.ratelimit.limiter import Bucket, Limiter
-from proxy.ratelimit.profiles import Feedback, Group
+from proxy.ratelimit.profiles import Feedback, Group, Rule
+
+# A group a request matched: its bucket at one unit, and the rule that prices the request.
+Matched = tuple[tuple[Bucket, Rule], ...]
 
 log = logging.getLogger("signing_proxy.ratelimit")
 
@@ -46,29 +50,49 @@ class VenueLimits:
     account_groups: Mapping[str, tuple[Group, ...]]  # account -> its groups, overrides applied
     feedback: Feedback
     default_groups: tuple[Group, ...] = ()  # an account added later (reload): venue-wide numbers
+    # (account, method, path, stream) -> the groups that request matches (issue 17). Which
+    # groups match is a pure function of the key and these (frozen) limits; a reload builds
+    # new VenueLimits, so the cache goes with the old ones. Bounded: paths come from clients.
+    _plans: BoundedCache[tuple[str, str, str, bool], tuple[Matched, Matched]] = field(
+        default_factory=BoundedCache, init=False, compare=False, repr=False
+    )
 
     def charge(self, account: str, request: OutgoingRequest, stream: bool = False) -> Charge:
         """The groups ``request`` matches; ``stream``: it opens a stream (``streams: true`` groups)."""
         key = f"{self.venue}/{account}"
-        ip = _buckets(self.ip_groups, self.venue, request, stream)
-        own = _buckets(self.account_groups.get(account, self.default_groups), key, request, stream)
+        plan_key = (account, request.method, request.path, stream)
+        plan = self._plans.get(plan_key)
+        if plan is None:
+            canonical = canonical_path(request.path)  # every spelling the venue routes here pays here
+            groups = self.account_groups.get(account, self.default_groups)
+            plan = (
+                _matched(groups, key, request.method, canonical, stream),
+                _matched(self.ip_groups, self.venue, request.method, canonical, stream),
+            )
+            self._plans.put(plan_key, plan)
+        own, ip = _priced(plan[0], request.body), _priced(plan[1], request.body)
         # An IP-wide limit answered "slow down" for the whole venue (Icrypex: "Policy: IP").
         cooldown = self.venue if ip and not own else key
         return Charge(self.venue, account, (*own, *ip), own, cooldown, self.feedback)
 
 
-def _buckets(
-    groups: Iterable[Group], owner: str, request: OutgoingRequest, stream: bool
-) -> tuple[Bucket, ...]:
+def _matched(groups: Iterable[Group], owner: str, method: str, canonical: str, stream: bool) -> Matched:
     found = []
-    canonical = canonical_path(request.path)  # every spelling the venue routes here pays here
     for group in groups:
         if group.streams != stream:  # a stream open is not a REST call to the REST host
             continue
-        rule = group.rule_for(request.method, canonical)
+        rule = group.rule_for(method, canonical)
         if rule is not None:
-            found.append(group.bucket(owner, rule.cost_of(request.body)))
+            found.append((group.bucket(owner), rule))
     return tuple(found)
+
+
+def _priced(matched: Matched, body: bytes) -> tuple[Bucket, ...]:
+    """The matched buckets at this request's cost (a batch of orders may cost more than one)."""
+    return tuple(
+        bucket if rule.per_item is None else Bucket(bucket.name, bucket.spec, rule.cost_of(body))
+        for bucket, rule in matched
+    )
 
 
 class RateLimits:
