@@ -63,6 +63,8 @@ class ServeProcess:
                 except (httpx.TransportError, ValueError):
                     pass
                 await asyncio.sleep(0.1)
+        self.process.kill()  # never leave a half-started server behind
+        await self.process.wait()
         raise RuntimeError("signing-proxy serve did not become healthy")
 
     def signal(self, signum: int) -> None:

@@ -109,8 +109,9 @@ async def test_connections_over_the_cap_are_counted(stack: LocalStack, tmp_path)
     # A long head deadline: the held connections stay open while the extra ones are refused.
     config = {"listen": {"max_connections": 3, "header_timeout_s": 60}}
     served = await served_copy(stack, tmp_path, config=config).start()
-    held = [await _open(served.url) for _ in range(3)]
+    held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
+        held += [await _open(served.url) for _ in range(3)]
         before = await _refused(served)
         for _ in range(2):
             reader, writer = await _open(served.url)
