@@ -38,3 +38,22 @@ async def raw_request(base_url: str, head: bytes, body: bytes = b"") -> RawRespo
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return RawResponse(status, headers, payload)
+
+
+async def open_raw(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A plain TCP connection to ``url``'s host and port: the test writes the bytes itself."""
+    parts = urlsplit(url)
+    return await asyncio.open_connection(parts.hostname, parts.port)
+
+
+async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    """Everything the proxy sends until it closes; fails if it keeps the connection open."""
+    data = b""
+    while True:
+        try:
+            chunk = await asyncio.wait_for(reader.read(65536), timeout=10)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk

@@ -10,7 +10,6 @@ tests stay quick; every wait is bounded far above them (nothing here measures sp
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ import pytest_asyncio
 
 from proxy.dev.serve_process import ServeProcess
 from proxy.dev.stack import LocalStack
+from tests.integration.rawhttp import open_raw, read_until_closed
 from tests.integration.served import served_copy
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -44,29 +44,12 @@ async def _refused(proxy: ServeProcess) -> dict[str, float]:
     return counts
 
 
-async def _open(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    parts = urlsplit(url)
-    return await asyncio.open_connection(parts.hostname, parts.port)
-
-
-async def _until_closed(reader: asyncio.StreamReader) -> bytes:
-    data = b""
-    while True:
-        try:
-            chunk = await asyncio.wait_for(reader.read(65536), timeout=10)
-        except ConnectionResetError:
-            return data
-        if not chunk:
-            return data
-        data += chunk
-
-
 async def _send_and_wait_close(url: str, data: bytes) -> bytes:
-    reader, writer = await _open(url)
+    reader, writer = await open_raw(url)
     try:
         writer.write(data)
         await writer.drain()
-        return await _until_closed(reader)
+        return await read_until_closed(reader)
     finally:
         writer.close()
 
@@ -111,11 +94,11 @@ async def test_connections_over_the_cap_are_counted(stack: LocalStack, tmp_path)
     served = await served_copy(stack, tmp_path, config=config).start()
     held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
-        held += [await _open(served.url) for _ in range(3)]
+        held += [await open_raw(served.url) for _ in range(3)]
         before = await _refused(served)
         for _ in range(2):
-            reader, writer = await _open(served.url)
-            assert await _until_closed(reader) == b""  # refused before a byte was read
+            reader, writer = await open_raw(served.url)
+            assert await read_until_closed(reader) == b""  # refused before a byte was read
             writer.close()
         after = await _refused(served)
         assert after["max_connections"] == before["max_connections"] + 2

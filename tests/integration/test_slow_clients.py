@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -23,6 +22,7 @@ import pytest_asyncio
 from proxy.dev.serve_process import ServeProcess
 from proxy.dev.stack import LocalStack
 from proxy.identity import token_sha256
+from tests.integration.rawhttp import open_raw, read_until_closed
 from tests.integration.served import served_copy
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -42,30 +42,12 @@ async def proxy(stack: LocalStack, tmp_path_factory):
     await served.stop()
 
 
-async def _open(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    parts = urlsplit(url)
-    return await asyncio.open_connection(parts.hostname, parts.port)
-
-
-async def _until_closed(reader: asyncio.StreamReader) -> bytes:
-    """Everything the proxy sends until it closes; fails if it keeps the connection open."""
-    data = b""
-    while True:
-        try:
-            chunk = await asyncio.wait_for(reader.read(65536), timeout=10)
-        except ConnectionResetError:
-            return data
-        if not chunk:
-            return data
-        data += chunk
-
-
 async def _trickle(url: str, data: bytes, prefix: bytes = b"") -> tuple[bytes, int]:
     """Send ``prefix`` at once, then ``data`` a byte per step; stop when the proxy closes.
 
     Returns what the proxy sent and how many trickled bytes went out (all of them: the
     proxy never closed, and the caller's assertion fails)."""
-    reader, writer = await _open(url)
+    reader, writer = await open_raw(url)
     sent = 0
     try:
         writer.write(prefix)
@@ -77,7 +59,7 @@ async def _trickle(url: str, data: bytes, prefix: bytes = b"") -> tuple[bytes, i
                 chunk = await asyncio.wait_for(reader.read(65536), timeout=STEP_S)
             except TimeoutError:
                 continue
-            return chunk + (await _until_closed(reader) if chunk else b""), sent
+            return chunk + (await read_until_closed(reader) if chunk else b""), sent
         return b"", sent
     except ConnectionError:
         return b"", sent
@@ -136,9 +118,9 @@ async def test_stalled_requests_touch_neither_vault_nor_venue(stack: LocalStack,
         else:
             raise AssertionError("the proxy never became ready")
     before = await _vault_lookups(proxy)
-    reader, writer = await _open(proxy.url)  # a body that never completes
+    reader, writer = await open_raw(proxy.url)  # a body that never completes
     writer.write(_head(stack, f"POST {ORDER} HTTP/1.1", "Content-Length: 100") + b'{"market":')
-    _assert_408(await _until_closed(reader))
+    _assert_408(await read_until_closed(reader))
     writer.close()
     head = _head(stack, f"POST {ORDER} HTTP/1.1", "Content-Length: 100")
     data, _ = await _trickle(proxy.url, b"x" * 100, head)
@@ -173,9 +155,9 @@ async def test_leading_empty_lines_do_not_keep_a_connection(proxy: ServeProcess)
 
 
 async def test_idle_connection_is_closed_silently(proxy: ServeProcess) -> None:
-    reader, writer = await _open(proxy.url)
+    reader, writer = await open_raw(proxy.url)
     try:
-        assert await _until_closed(reader) == b""  # no byte sent: nothing to answer
+        assert await read_until_closed(reader) == b""  # no byte sent: nothing to answer
     finally:
         writer.close()
 
@@ -189,11 +171,11 @@ async def test_body_that_never_completes_gets_408(
     stack: LocalStack, proxy: ServeProcess, framing: str, partial: bytes
 ) -> None:
     venues = _sent_to_venues(stack)
-    reader, writer = await _open(proxy.url)
+    reader, writer = await open_raw(proxy.url)
     try:
         head = _head(stack, f"POST {ORDER} HTTP/1.1", framing, "X-Request-Id: stalled-1")
         writer.write(head + partial)
-        _assert_408(await _until_closed(reader), "stalled-1")
+        _assert_408(await read_until_closed(reader), "stalled-1")
     finally:
         writer.close()
     assert _sent_to_venues(stack) == venues
@@ -215,7 +197,7 @@ async def test_trickled_body_is_cut_off_by_the_whole_body_deadline(
 async def test_kept_alive_connection_times_out_its_next_request(
     stack: LocalStack, proxy: ServeProcess
 ) -> None:
-    reader, writer = await _open(proxy.url)
+    reader, writer = await open_raw(proxy.url)
     try:
         writer.write(_head(stack, f"GET {BALANCE} HTTP/1.1"))
         await writer.drain()
@@ -224,17 +206,17 @@ async def test_kept_alive_connection_times_out_its_next_request(
         assert status == 200
         await reader.readexactly(int(headers["content-length"]))
         writer.write(b"GET /coin")  # the next request starts, and stalls
-        _assert_408(await _until_closed(reader))
+        _assert_408(await read_until_closed(reader))
     finally:
         writer.close()
 
 
 async def test_refused_request_with_a_stalled_body_is_closed(stack: LocalStack, proxy: ServeProcess) -> None:
     """Refused before its body is read (no token: 401), the connection still closes at the deadline."""
-    reader, writer = await _open(proxy.url)
+    reader, writer = await open_raw(proxy.url)
     try:
         writer.write(_head(stack, f"POST {ORDER} HTTP/1.1", "Content-Length: 100", token=False) + b"{")
-        data = await _until_closed(reader)
+        data = await read_until_closed(reader)
     finally:
         writer.close()
     assert _parse(data)[0] == 401
@@ -244,10 +226,10 @@ async def test_refused_request_with_a_stalled_body_is_closed(stack: LocalStack, 
 async def test_connections_over_the_cap_are_closed_on_accept(stack: LocalStack, tmp_path) -> None:
     config = {"listen": {"max_connections": 3, "header_timeout_s": 60}}
     served = await served_copy(stack, tmp_path, config=config).start()
-    held = [await _open(served.url) for _ in range(3)]
+    held = [await open_raw(served.url) for _ in range(3)]
     try:
-        reader, writer = await _open(served.url)
-        assert await _until_closed(reader) == b""  # refused before a byte was read
+        reader, writer = await open_raw(served.url)
+        assert await read_until_closed(reader) == b""  # refused before a byte was read
         writer.close()
         held.pop()[1].close()  # a slot frees up
         async with httpx.AsyncClient(timeout=10) as http:
@@ -288,7 +270,7 @@ async def test_body_deadline_waits_for_our_100_continue(stack: LocalStack, tmp_p
     try:
         statuses = []
         for _ in range(2):
-            reader, writer = await _open(served.url)
+            reader, writer = await open_raw(served.url)
             writer.write(head + b"Expect: 100-continue\r\n\r\n")
             interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
             assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
