@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proxy.clock import Clock, SystemClock
+from proxy.clock import Clock, FakeClock, SystemClock
 from proxy.credentials.base import CredentialStore
 from proxy.credentials.memory import MemoryStore
 from proxy.credentials.transit import TransitKeys
@@ -96,3 +96,15 @@ def simulated(schemes: Iterable[str], clock: Clock | None = None) -> Simulated:
     store = MemoryStore({(scheme, "main"): fields for scheme, fields in creds.items()})
     upstream = InProcessUpstream({origin(scheme): sim for scheme, sim in sims.items()})
     return Simulated(creds, sims, store, upstream, {scheme: venue(scheme) for scheme in creds})
+
+
+class FakeSleep:
+    """``RateGate``'s ``sleep``: records each wait and moves the fake clock instead of waiting."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.slept: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.clock.advance(seconds)

@@ -15,6 +15,7 @@ from proxy.errors import RateLimited
 from proxy.policy.rules import PolicySet, RateSpec
 from proxy.ratelimit.gate import RateGate
 from proxy.ratelimit.limiter import Bucket, MemoryLimiter, Refusal, Window
+from tests.factories import FakeSleep
 
 ACCOUNT = Bucket("account coinex/main", RateSpec(per_second=2, burst=3))
 CLIENT = Bucket("client bot", RateSpec(per_second=10, burst=5))
@@ -171,16 +172,6 @@ def test_concurrent_admissions_never_exceed_the_limits(seed: int, tasks: int) ->
     elapsed = clock.monotonic() - start
     assert sum(admitted.values()) <= 30 + 30 * elapsed + 1e-9
     assert all(count <= 5 + 5 * elapsed + 1e-9 for count in admitted.values())
-
-
-class FakeSleep:
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.slept: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.clock.advance(seconds)
 
 
 async def test_gate_queues_within_the_clients_budget() -> None:

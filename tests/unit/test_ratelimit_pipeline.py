@@ -23,22 +23,13 @@ from proxy.settings import build_settings
 from proxy.sim import SIMULATORS
 from proxy.sim.base import SimResponse, json_response
 from proxy.sim.credentials import demo_credentials, sim_keys
-from tests.factories import build_pipeline, venue
+from tests.factories import FakeSleep, build_pipeline, venue
 from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 ORIGIN = "http://coinex.sim"
 HEADERS = {"Proxy-Authorization": "Bearer bot-token"}
 ORDER = {"market": "BTCUSDT", "market_type": "SPOT", "side": "buy", "type": "limit", "amount": "1"}
 SLOW_DOWN = json_response(200, {"code": 4213, "data": {}, "message": "rate limit exceeded"})
-
-
-class FakeSleep:
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock, self.slept = clock, []  # type: ignore[var-annotated]
-
-    async def __call__(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.clock.advance(seconds)
 
 
 def _world(tmp_path: Path, rate_limits: dict[str, Any]) -> dict[str, Any]:

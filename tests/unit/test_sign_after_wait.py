@@ -33,20 +33,11 @@ from proxy.signers import SIGNERS
 from proxy.signers.keyops import Hmac, KeyOp, KeyOperator
 from proxy.sim import SIMULATORS
 from proxy.sim.credentials import demo_credentials, sim_keys
-from tests.factories import build_pipeline, venue
+from tests.factories import FakeSleep, build_pipeline, venue
 from tests.unit.inprocess import InProcessUpstream, proxy_client
 
 HEADERS = {"Proxy-Authorization": "Bearer bot-token"}
 COINEX_ORDER = {"market": "BTCUSDT", "market_type": "SPOT", "side": "buy", "type": "limit", "amount": "1"}
-
-
-class FakeSleep:
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock, self.slept = clock, []  # type: ignore[var-annotated]
-
-    async def __call__(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.clock.advance(seconds)
 
 
 class CountingTransit:
