@@ -28,6 +28,20 @@ from typing import Any
 
 from proxy.ratelimit.profiles import SHIPPED_PROFILES, load_profiles
 
+# The Python servers under test (``benchmarks.targets`` runs them; ``benchmarks.servers``
+# starts them). signing-1w / signing-2w: the product on the Redis limiter, 1 and 2 workers.
+WORKERS = {"signing-1w": 1, "signing-2w": 2}
+SIGNING_SERVERS = ("signing", *WORKERS)
+PYTHON_SERVERS = (
+    *SIGNING_SERVERS,
+    "passthrough",
+    "pass-httpx",
+    "pass-httpx-aiohttp",
+    "pass-raw",
+    "pass-pyreqwest",
+    "fastapi-httpx",
+)
+
 BENCH_TOKEN = "bench-client-token"  # a benchmark-only client token, allowed by ``policy()``
 ACCOUNT = "main"
 

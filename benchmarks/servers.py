@@ -10,22 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks import nginx, procs
+from benchmarks.configs import PYTHON_SERVERS, WORKERS
 from benchmarks.procs import Cores, Process
 from proxy.dev.devvault import free_port
-
-PYTHON_SERVERS = (  # benchmarks.targets.SERVERS (not imported: it loads the whole product)
-    "signing",
-    "signing-1w",
-    "signing-2w",
-    "passthrough",
-    "pass-httpx",
-    "pass-httpx-aiohttp",
-    "pass-raw",
-    "pass-pyreqwest",
-    "fastapi-httpx",
-)
-
-WORKERS = {"signing-1w": 1, "signing-2w": 2}  # the product on the Redis limiter, 1 and 2 processes
 
 
 class Servers:

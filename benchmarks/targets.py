@@ -48,17 +48,6 @@ from proxy.settings import build_settings
 from proxy.sim.credentials import demo_credentials
 from proxy.workers import reuse_port_socket, supervise
 
-# signing-1w / signing-2w: the product with the Redis limiter, one and two worker processes.
-SIGNING_SERVERS = ("signing", "signing-1w", "signing-2w")
-SERVERS = (
-    *SIGNING_SERVERS,
-    "passthrough",
-    "pass-httpx",
-    "pass-httpx-aiohttp",
-    "pass-raw",
-    "pass-pyreqwest",
-    "fastapi-httpx",
-)
 MAX_BODY = 1_048_576
 
 
@@ -144,7 +133,7 @@ def fastapi_httpx_app(upstream: str) -> FastAPI:
 
 
 def build(server: str, upstream: str, workdir: Path, redis_url: str | None = None) -> Any:
-    if server in SIGNING_SERVERS:
+    if server in configs.SIGNING_SERVERS:
         return signing_app(upstream, workdir, redis_url)
     if server == "fastapi-httpx":
         return fastapi_httpx_app(upstream)
@@ -160,7 +149,7 @@ def build(server: str, upstream: str, workdir: Path, redis_url: str | None = Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="run one server under test")
-    parser.add_argument("server", choices=SERVERS)
+    parser.add_argument("server", choices=configs.PYTHON_SERVERS)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="the venue stand-in's origin")
     parser.add_argument("--workdir", type=Path, required=True)
