@@ -11,6 +11,11 @@ hash tag (``{<prefix>}``) so a request's buckets live in one Redis Cluster slot:
 
 Keys expire once they carry no information (a full bucket, an empty window).
 
+Every script goes out on the process's one pipelined connection (``RedisPipe``): one
+``EVALSHA`` per decision, never resent. A decision whose reply is lost (timeout, dropped
+connection) may have been charged on Redis; it is refused like any outage, never admitted
+and never retried (a retried admit would charge twice).
+
 When Redis cannot be reached (connection refused or reset, timeout), the limiter
 either fails closed (``on_error="fail_closed"``, the default: every request is refused
 with 503 ``rate_limit_unavailable`` naming the backend; the client is not over a limit, so
@@ -51,6 +56,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from proxy.clock import Clock, SystemClock
 from proxy.policy.rules import RateSpec
 from proxy.ratelimit.limiter import Bucket, LimiterStats, MemoryLimiter, Refusal, cooldown_name
+from proxy.ratelimit.redis_pipe import Arg, RedisPipe, Script
 
 log = logging.getLogger("signing_proxy.ratelimit")
 
@@ -102,7 +108,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 # KEYS: cooldown keys (ARGV[1] of them), then one key per bucket.
 # ARGV: ncooldowns, nonce, then per bucket: kind ("t"|"w"), capacity, rate per µs | window µs, charge.
 # Returns {1} when admitted, else {0, index of the refusing key (1-based), wait µs, reason}.
-ADMIT = (
+ADMIT = Script(
     PRELUDE
     + """
 local ncool = tonumber(ARGV[1])
@@ -153,17 +159,17 @@ return {1}
 )
 
 # KEYS[1] cooldown key; ARGV: milliseconds, reason. Never shortens a running cooldown.
-COOL_DOWN = """
+COOL_DOWN = Script("""
 local ms = tonumber(ARGV[1])
 if redis.call('PTTL', KEYS[1]) < ms then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ms)
   return 1
 end
 return 0
-"""
+""")
 
 # KEYS[1] bucket key; ARGV: kind, capacity, rate per µs | window µs, available, nonce.
-CLAMP = (
+CLAMP = Script(
     PRELUDE
     + """
 local kind, cap = ARGV[1], tonumber(ARGV[2])
@@ -204,28 +210,21 @@ def make_client(url: str, timeout_s: float = 0.5, max_connections: int = 64) -> 
 class RedisLimiter:
     def __init__(
         self,
-        url: str | None = None,
+        url: str,
         clock: Clock | None = None,
         *,
-        client: aioredis.Redis | None = None,
         key_prefix: str = "signing-proxy",
         timeout_s: float = 0.5,
         on_error: OnError = "fail_closed",
         retry_interval_s: float = 1.0,
     ) -> None:
-        self._owns_client = client is None
-        if client is None:
-            if not url:
-                raise ValueError("RedisLimiter needs a url or a client")
-            client = make_client(url, timeout_s)
-        self._redis = client
+        if not url:
+            raise ValueError("RedisLimiter needs a url")
+        self._redis = RedisPipe(url, timeout_s)
         self._clock = clock or SystemClock()
         self._prefix = "{" + key_prefix + "}:rl:"
         self._on_error = on_error
         self._retry_interval = retry_interval_s
-        self._admit = client.register_script(ADMIT)
-        self._cool_down = client.register_script(COOL_DOWN)
-        self._clamp = client.register_script(CLAMP)
         self._local = MemoryLimiter(self._clock)  # on_error="local", and every cooldown we set
         self._unsynced: dict[str, tuple[float, str]] = {}  # cooldowns Redis missed: (until, reason)
         self._error_logged: dict[str, float] = {}
@@ -272,7 +271,7 @@ class RedisLimiter:
             keys.append(self._key(bucket))
             args.extend(_bucket_args(bucket, min(bucket.cost * cost, bucket.capacity)))
         try:
-            result = await self._admit(keys=keys, args=args)
+            result = await self._redis.script(ADMIT, keys, args)
         except _DOWN as exc:
             self._failed(exc)
             return self._degraded(buckets, cost, cooldowns)
@@ -293,7 +292,7 @@ class RedisLimiter:
         self._local.stats.cooldowns -= 1  # counted once, above
         if self._available():
             try:
-                await self._cool_down(keys=[self._prefix + "c:" + key], args=[_ms(seconds), reason])
+                await self._redis.script(COOL_DOWN, [self._prefix + "c:" + key], [_ms(seconds), reason])
                 self._succeeded()
                 return
             except _DOWN as exc:
@@ -312,7 +311,8 @@ class RedisLimiter:
         kind, capacity, param, _ = _bucket_args(bucket, 0)
         units = max(available, 0.0) if kind == "t" else max(math.floor(available), 0)
         try:
-            await self._clamp(keys=[self._key(bucket)], args=[kind, capacity, param, units, self._nonce()])
+            args: list[Arg] = [kind, capacity, param, units, self._nonce()]
+            await self._redis.script(CLAMP, [self._key(bucket)], args)
             self._succeeded()
         except _DOWN as exc:
             self._failed(exc)
@@ -330,7 +330,7 @@ class RedisLimiter:
         """``COOL_DOWN`` for each ``key: (seconds left, reason)``; False when Redis failed."""
         try:
             for key, (left, reason) in cooling.items():
-                await self._cool_down(keys=[self._prefix + "c:" + key], args=[_ms(left), reason])
+                await self._redis.script(COOL_DOWN, [self._prefix + "c:" + key], [_ms(left), reason])
         except _DOWN as exc:
             self._failed(exc)
             return False
@@ -342,13 +342,12 @@ class RedisLimiter:
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._redis.ping())
+            return bool(await self._redis.call("PING") == b"PONG")
         except _FAILURES:
             return False
 
     async def close(self) -> None:
-        if self._owns_client:
-            await self._redis.aclose(close_connection_pool=True)
+        await self._redis.aclose()
 
     # --- degraded mode ----------------------------------------------------------------
 
