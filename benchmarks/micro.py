@@ -327,6 +327,19 @@ def run_all(quick: bool = False) -> list[Result]:
             return runner.run(_run(cases, quick))
 
 
+def sign_costs() -> dict[str, float]:
+    """CPU µs of one ``sign`` per signed venue (``configs.SIGNED_SCHEMES``): what the
+    signing floor adds to a pass-through (``report.FLOOR_RATIOS``). EVEDEX: ``api_key``
+    mode's ``sign`` (the EIP-712 order and the credential header); ``jwt`` mode adds a cached
+    bearer token to the same order signature."""
+    wanted = {f"sign {scheme}": scheme for scheme in configs.SIGNED_SCHEMES}
+    return {
+        wanted[case.name]: time_sync(case.fn, quick=False)
+        for case in signer_cases()
+        if case.name in wanted and case.fn is not None
+    }
+
+
 def table(results: list[Result]) -> str:
     lines = [f"{'micro-benchmark':40} {'CPU µs':>9}  {'calls/s':>10}  group", "-" * 84]
     for r in results:

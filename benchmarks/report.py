@@ -63,6 +63,11 @@ TARGETS = (  # issue 17's, plus the earlier latency, RSA-PSS and FastAPI ones
     Target("2 workers / 1 worker, signed CoinEx on the Redis limiter", "coinex-2w", "vs_1w", ">=", 1.7),
     Target("HMAC proxy-added latency p50 at fixed rate (ms)", "coinex", "added_p50_ms", "<=", 1.0),
     Target("HMAC proxy-added latency p99 at fixed rate (ms)", "coinex", "added_p99_ms", "<=", 5.0),
+    Target("HMAC-signed CPU / signing floor (pass-through + sign)", "coinex", "cpu_vs_floor", ">=", 0.85),
+    Target("RSA-PSS (Invex) CPU / signing floor (pass-through + sign)", "invex", "cpu_vs_floor", ">=", 0.85),
+    Target(
+        "EIP-712 (EVEDEX) CPU / signing floor (pass-through + sign)", "evedex", "cpu_vs_floor", ">=", 0.85
+    ),
     Target("RSA-PSS (Invex) signed req/s", "invex", "rps", ">=", 600),
     Target("HMAC-signed throughput / FastAPI + httpx pass-through", "coinex", "vs_fastapi", ">=", 5.0),
 )
@@ -101,7 +106,16 @@ def _cpu_ratio(run: Run, base: Run) -> float:
     return float(base["closed"]["cpu_us_per_req"] / run["closed"]["cpu_us_per_req"])
 
 
-def summarise(runs: list[Run], configs: list[str]) -> Summary:
+def _floor_ratio(sign_us: float, run: Run, base: Run) -> float:
+    """The signing floor (the pass-through's CPU per request plus one ``sign``) over the
+    signed configuration's CPU per request: 1.0 would be a proxy whose only extra work is
+    the signature."""
+    return float((base["closed"]["cpu_us_per_req"] + sign_us) / run["closed"]["cpu_us_per_req"])
+
+
+def summarise(runs: list[Run], configs: list[str], sign_us: dict[str, float] | None = None) -> Summary:
+    """Medians per configuration. ``sign_us``: CPU µs of one ``sign`` per venue scheme
+    (``micro.sign_costs``); the configuration of that name gets ``cpu_vs_floor``."""
     reps = _by_repeat(runs)
     summary: Summary = {}
     for name in configs:
@@ -125,6 +139,11 @@ def summarise(runs: list[Run], configs: list[str]) -> Summary:
             )
             # The same ratio from CPU per request: what req/s would say on a quiet machine.
             row[f"cpu_{key}"] = _median(_paired(reps, name, _cpu_ratio, base))
+        if sign_us and name in sign_us:
+            row["sign_us"] = round(sign_us[name], 2)
+            row["cpu_vs_floor"] = _median(
+                _paired(reps, name, partial(_floor_ratio, sign_us[name]), "passthrough")
+            )
         for pct in ("p50", "p99"):
             row[f"added_{pct}_ms"] = _median(_paired(reps, name, partial(_added, f"{pct}_ms"), "direct"))
         summary[name] = row
@@ -151,6 +170,7 @@ _COLUMNS = (  # header, key, width, format
     ("/direct", "vs_direct", 7, "{:.3f}"),
     ("/pass", "vs_passthrough", 6, "{:.3f}"),
     ("/nginx", "vs_nginx", 6, "{:.3f}"),
+    ("/floor", "cpu_vs_floor", 6, "{:.3f}"),
     ("errors", "errors", 6, "{}"),
 )
 
@@ -173,6 +193,7 @@ def table(summary: Summary, meta: dict[str, Any]) -> str:
         f"req/s, p50, p99: {meta['connections']} connections ({meta['closed_tool']}); @rate: "
         f"{meta['rate']:g} req/s open loop (python); +p50/+p99: added over direct at that rate; "
         f"CPU µs: the server's CPU per request, share: of its core it got (< 0.95: contended); "
+        f"/floor: (passthrough CPU µs + one sign) / CPU µs; "
         f"medians of {meta['repeats']} interleaved repeats; latencies in ms"
     )
     return "\n".join(lines)

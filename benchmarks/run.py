@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         "versions": versions(),
         "what_if": ["no-gc-freeze"] if args.no_gc_freeze else [],
     }
-    summary = report.summarise(runs, [c.name for c in selected])
+    sign_us = micro.sign_costs()  # the signing floor of each signed venue (a second or two)
+    summary = report.summarise(runs, [c.name for c in selected], sign_us)
     verdicts = report.judge(summary)
     document = {
         "meta": meta,
@@ -247,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": verdicts,
         "runs": runs,
         "micro": micro_results,
+        "sign_us": sign_us,
     }
     print()
     print(report.table(summary, meta))

@@ -48,6 +48,8 @@ def test_quick_run_produces_a_json_result(tmp_path: Path) -> None:
     broken = [m for m in result["micro"] if m["note"].startswith("error")]
     assert not broken
     assert any(m["name"] == "sign coinex" and m["us"] > 0 for m in result["micro"])
+    assert result["sign_us"]["coinex"] > 0  # the signing floor was measured
+    assert result["summary"]["coinex"]["sign_us"] == round(result["sign_us"]["coinex"], 2)
     assert "coinex" in done.stdout  # the table was printed
 
 
@@ -111,3 +113,25 @@ def test_two_workers_are_judged_against_one_worker_in_the_same_repeat() -> None:
     assert summary["coinex-2w"]["vs_1w"] == 1.65  # median of 1.8 and 1.5, paired per repeat
     verdicts = {v["metric"]: v["verdict"] for v in report.judge(summary)}
     assert verdicts["vs_1w"] == "MISS"
+
+
+def _cpu_run(repeat: int, config: str, cpu_us: float) -> report.Run:
+    result = {"rps": 1e6 / cpu_us, "p50_ms": 1, "p99_ms": 2, "errors": 0, "cpu_us_per_req": cpu_us}
+    return {"repeat": repeat, "config": config, "closed": result, "fixed_rate": result}
+
+
+def test_signing_floor_is_pass_through_cpu_plus_one_sign_over_the_signed_cpu() -> None:
+    runs = [
+        _cpu_run(0, "passthrough", 100),
+        _cpu_run(0, "invex", 500),  # (100 + 300) / 500 = 0.8
+        _cpu_run(1, "passthrough", 120),
+        _cpu_run(1, "invex", 480),  # (120 + 300) / 480 = 0.875
+        _cpu_run(0, "coinex", 150),  # no sign cost given for coinex: no floor
+    ]
+    summary = report.summarise(runs, ["passthrough", "invex", "coinex"], {"invex": 300.0})
+    assert summary["invex"]["cpu_vs_floor"] == 0.838  # median of 0.8 and 0.875
+    assert summary["invex"]["sign_us"] == 300.0
+    assert "cpu_vs_floor" not in summary["coinex"]
+    verdicts = {(v["config"], v["metric"]): v["verdict"] for v in report.judge(summary)}
+    assert verdicts[("invex", "cpu_vs_floor")] == "MISS"
+    assert verdicts[("evedex", "cpu_vs_floor")] == "n/a"
