@@ -31,6 +31,7 @@ from proxy.errors import (
     render_error,
 )
 from proxy.hygiene import response_headers
+from proxy.logs import info_fields
 from proxy.messages import Incoming
 from proxy.metrics import UNKNOWN, Metrics
 from proxy.pipeline import Audit, Pipeline
@@ -225,9 +226,10 @@ def _record(metrics: Metrics, audit: Audit, code: str | None, total_s: float) ->
 def _log_request(
     request: Incoming, request_id: str, audit: Audit, status: int, code: str | None, total_s: float
 ) -> None:
-    log.info(
+    info_fields(
+        log,
         "request",
-        extra={
+        {
             "request_id": request_id,
             "client": audit.client,
             "venue": audit.venue,
