@@ -31,6 +31,7 @@ from proxy.errors import (
     render_error,
 )
 from proxy.hygiene import response_headers
+from proxy.logs import info_fields
 from proxy.messages import Incoming
 from proxy.metrics import UNKNOWN, Metrics
 from proxy.pipeline import Audit, Pipeline
@@ -85,7 +86,7 @@ class ProxyApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
+        headers = tuple([(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]])
         request = Incoming(
             method=scope["method"],
             raw_path=scope.get("raw_path") or scope["path"].encode(),
@@ -108,9 +109,7 @@ class ProxyApp:
             error = exc if isinstance(exc, ProxyError) else _internal(exc, request_id)
             rendered = render_error(error, request_id, self._envelope(error, audit, request))
             status, out_headers, body, code = rendered.status, rendered.headers, rendered.body, error.code
-        out_headers = [(k, v) for k, v in out_headers if k != "x-request-id"]
-        out_headers.append(("x-request-id", request_id))
-        await _respond(send, status, out_headers, b"" if request.method == "HEAD" else body)
+        await _respond(send, status, out_headers, request_id, b"" if request.method == "HEAD" else body)
         total_s = time.perf_counter() - started
         _log_request(request, request_id, audit, status, code, total_s)
         _record(self.metrics, audit, code, total_s)
@@ -188,8 +187,12 @@ def _expectation_met(headers: tuple[tuple[str, str], ...]) -> bool:
     return all(v.strip().lower() == "100-continue" for k, v in headers if k == "expect")
 
 
-async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+async def _respond(
+    send: Send, status: int, headers: list[tuple[str, str]], request_id: str, body: bytes
+) -> None:
+    """Our ``X-Request-Id`` replaces any the headers carry (a venue's own, or the error's)."""
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers if k != "x-request-id"]
+    raw.append((b"x-request-id", request_id.encode("latin-1")))
     raw.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
@@ -225,9 +228,10 @@ def _record(metrics: Metrics, audit: Audit, code: str | None, total_s: float) ->
 def _log_request(
     request: Incoming, request_id: str, audit: Audit, status: int, code: str | None, total_s: float
 ) -> None:
-    log.info(
+    info_fields(
+        log,
         "request",
-        extra={
+        {
             "request_id": request_id,
             "client": audit.client,
             "venue": audit.venue,

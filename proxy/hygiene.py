@@ -30,7 +30,7 @@ DELETE). Dropping them silently would hide a client bug; a 400 says what to fix.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from urllib.parse import unquote
 
 from proxy.errors import BadRequest
@@ -63,32 +63,26 @@ class HeaderPolicy:
         self.exact = HOP_BY_HOP | ALWAYS_DROPPED | {n for n in owned if not n.endswith("-")}
         self.prefixes = DROPPED_PREFIXES + tuple(sorted(n for n in owned if n.endswith("-")))
 
-    def dropped(self, name: str) -> bool:
-        return name in self.exact or name.startswith(self.prefixes)
-
-    def request_headers(self, headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    def request_headers(self, headers: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
         """Client headers (lower-case names) fit to forward."""
-        headers = list(headers)
         named = _connection_tokens(headers)
-        return tuple((k, v) for k, v in headers if not self.dropped(k) and k not in named)
+        exact, prefixes = (self.exact | named) if named else self.exact, self.prefixes
+        return tuple([(k, v) for k, v in headers if k not in exact and not k.startswith(prefixes)])
 
 
-def response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def response_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """Venue response headers (lower-case names) minus hop-by-hop ones (the body is re-framed
     by our server) and the proxy's own."""
-    headers = list(headers)
     named = _connection_tokens(headers)
-    return [
-        (k, v)
-        for k, v in headers
-        if k not in HOP_BY_HOP
-        and k not in named
-        and k != "content-length"
-        and not k.startswith(PROXY_OWNED_PREFIX)
-    ]
+    dropped = (_RESPONSE_DROPPED | named) if named else _RESPONSE_DROPPED
+    return [(k, v) for k, v in headers if k not in dropped and not k.startswith(PROXY_OWNED_PREFIX)]
 
 
-def _connection_tokens(headers: list[tuple[str, str]]) -> frozenset[str]:
+_RESPONSE_DROPPED = HOP_BY_HOP | {"content-length"}
+
+
+def _connection_tokens(headers: Sequence[tuple[str, str]]) -> frozenset[str]:
+    """The header names the ``Connection`` header(s) list (empty: none, the usual case)."""
     tokens: set[str] = set()
     for name, value in headers:
         if name == "connection":

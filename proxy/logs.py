@@ -4,6 +4,10 @@ Redaction is by construction: the code that logs receives names, codes and timin
 never key material, signatures or client tokens (``pipeline.Audit`` has no field that
 could hold one). The formatter prints the message and the ``extra`` fields only; it
 never formats exception text from libraries, only the exception's class.
+
+``info_fields`` is ``Logger.info(msg, extra=fields)`` for the one line per request: the same
+record reaches the same handlers, made without ``makeRecord``'s per-key clash check (the
+request log's keys are fixed; ``tests/unit/test_hot_path_log_and_ids.py`` checks them once).
 """
 
 from __future__ import annotations
@@ -39,13 +43,28 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         standard = _STANDARD
-        for key, value in record.__dict__.items():
-            if key not in standard and not key.startswith("_"):
-                line[key] = value
+        line.update({k: v for k, v in record.__dict__.items() if k not in standard and k[:1] != "_"})
         if record.exc_info and record.exc_info[0] is not None:
             # Class only: library exception text can quote request data or key bytes.
             line["exc_type"] = record.exc_info[0].__name__
         return _ENCODER.encode(line)
+
+
+def info_fields(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.info(msg, extra=fields)``: the record ``Logger._log`` would make (caller, if
+    ``logging`` looks callers up; then ``fields`` as attributes, in order), through
+    ``logger.handle``. ``fields`` must not name a ``LogRecord`` attribute (``extra`` raises
+    ``KeyError`` for one; this does not look)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    if logging._srcfile:
+        # stacklevel 2: our caller, as ``Logger.info`` reports the caller of ``info``.
+        path, line, func, _ = logger.findCaller(False, 2)
+    else:  # configure() switched caller lookup off, as Logger._log then reports
+        path, line, func = "(unknown file)", 0, "(unknown function)"
+    record = logger.makeRecord(logger.name, logging.INFO, path, line, msg, (), None, func)
+    record.__dict__.update(fields)
+    logger.handle(record)
 
 
 def configure(level: str = "INFO", stream: Any = None) -> None:

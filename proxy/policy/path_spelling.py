@@ -33,12 +33,13 @@ from urllib.parse import unquote
 # The escapes a path may keep: reserved or otherwise printable characters that are not
 # unreserved and not '%', '+', '.', '/', ';', '?', '#', '\' (those have their own refusal).
 #   ! " $ & ' ( ) * ,   : < = >   @   [ ] ^   `   { | }
-_KEPT_ESCAPE = r"(?:2[1246-9ac]|3[ac-e]|40|5[bde]|60|7[b-d])"
-_REFUSED_ESCAPE = re.compile(rf"%(?!{_KEPT_ESCAPE})", re.IGNORECASE)
+KEPT_ESCAPE = r"(?:2[1246-9ac]|3[ac-e]|40|5[bde]|60|7[b-d])"  # any case
+_REFUSED_ESCAPE = re.compile(rf"%(?!{KEPT_ESCAPE})", re.IGNORECASE)
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _REFUSED_IN_PATH = re.compile(r"[;+#]")
-_REFUSED_IN_QUERY = re.compile(r"[;#]|%(?![0-9A-Fa-f]{2})|%(?:[01][0-9A-Fa-f]|7[Ff])")
+REFUSED_IN_QUERY = r"[;#]|%(?![0-9A-Fa-f]{2})|%(?:[01][0-9A-Fa-f]|7[Ff])"
+_REFUSED_IN_QUERY = re.compile(REFUSED_IN_QUERY)
 
 
 def path_ambiguity(path: str) -> str | None:

@@ -4,11 +4,13 @@ upstream, credentials in memory, no sockets."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from proxy.edge import ProxyApp
+from proxy.messages import UpstreamReply
 from tests.factories import build_pipeline, simulated
 from tests.unit.inprocess import proxy_client
 
@@ -87,3 +89,25 @@ async def test_error_body_shape(world) -> None:
     assert set(body["error"]) == {"code", "message", "request_id"}
     assert body["error"]["request_id"] == response.headers["x-request-id"]
     assert body["error"]["message"].startswith("denied by policy: deny rule market-maker.deny[0]")
+
+
+class _Answers:
+    """A pipeline that answers every request with a venue reply carrying its own request id."""
+
+    async def handle(self, request, read_body, audit) -> UpstreamReply:
+        await read_body()
+        return UpstreamReply(200, (("x-request-id", "venue-1"), ("content-type", "text/plain")), b"ok")
+
+
+@pytest.mark.parametrize(("sent", "expect"), [("trace-7", "trace-7"), (None, None)])
+async def test_one_request_id_header_ours_not_the_venues(sent: str | None, expect: str | None) -> None:
+    app = ProxyApp(_Answers(), max_body_bytes=1024)  # type: ignore[arg-type]
+    async with proxy_client(app) as client:
+        response = await client.get("/coinex/main/x", headers={"X-Request-Id": sent} if sent else {})
+    (ours,) = response.headers.get_list("x-request-id")
+    assert ours == expect if expect else re.fullmatch(r"[0-9a-f]{32}", ours)
+    assert [k for k, _ in response.headers.multi_items()] == [
+        "content-type",
+        "x-request-id",
+        "content-length",
+    ]
