@@ -9,11 +9,13 @@ Servers (``benchmarks.targets`` builds the Python ones):
 
 * ``upstream``    the venue stand-in itself (the ``direct`` row);
 * ``nginx``       nginx ``proxy_pass`` with a keep-alive upstream pool;
-* ``passthrough`` the product's HTTP edge (uvicorn + ``ProxyApp`` + production ``Forwarder``)
-  with a pipeline that only splits the route, drops hop-by-hop headers and forwards;
+* ``passthrough`` the product's HTTP edge (uvicorn + ``ProxyApp`` + production ``Forwarder``,
+  the ``proxy.http1`` client) with a pipeline that only splits the route, drops hop-by-hop
+  headers and forwards;
 * ``pass-httpx`` / ``pass-httpx-aiohttp`` the same with the forwarder swapped for httpx on
   its default transport / on httpx-aiohttp's ``AiohttpTransport`` (the transport choice);
-* ``pass-raw`` (opt-in, a what-if) the same with a raw asyncio + httptools client prototype;
+* ``pass-aiohttp`` the same with the previous client, aiohttp (``benchmarks.transports``);
+* ``pass-pyreqwest`` the same with pyreqwest (Rust reqwest/hyper), measured and refused;
 * ``fastapi-httpx`` a naive FastAPI catch-all route forwarding with ``httpx.AsyncClient``;
 * ``signing``     the real product: ``create_app(settings, store=MemoryStore(...))`` with a
   policy directory, rate limits and every venue signer; three configurations hit it.
@@ -37,7 +39,7 @@ PYTHON_SERVERS = (
     "passthrough",
     "pass-httpx",
     "pass-httpx-aiohttp",
-    "pass-raw",
+    "pass-aiohttp",
     "pass-pyreqwest",
     "fastapi-httpx",
 )
@@ -145,7 +147,7 @@ CONFIGS: tuple[Config, ...] = (
         _proxied("coinex", COINEX_PATH, COINEX_ORDER),
         "the product's edge (uvicorn+ProxyApp) and production Forwarder; forwards only: route split, "
         "hop-by-hop hygiene, no identity/policy/limit/signing",
-        transport="Forwarder (aiohttp)",
+        transport="Forwarder (http1)",
         tags=frozenset({"baseline", "transport"}),
     ),
     Config(
@@ -168,19 +170,19 @@ CONFIGS: tuple[Config, ...] = (
         "pass-pyreqwest",
         "pass-pyreqwest",
         _proxied("coinex", COINEX_PATH, COINEX_ORDER),
-        "as passthrough, forwarding with pyreqwest (Rust reqwest/hyper): the measured alternative "
-        "to aiohttp (not the product's client: README 'Forwarding client')",
+        "as passthrough, forwarding with pyreqwest (Rust reqwest/hyper): measured, refused "
+        "(not the product's client: README 'Forwarding client, re-measured')",
         transport="pyreqwest",
         tags=frozenset({"transport"}),
     ),
     Config(
-        "pass-raw",
-        "pass-raw",
+        "pass-aiohttp",
+        "pass-aiohttp",
         _proxied("coinex", COINEX_PATH, COINEX_ORDER),
-        "what-if, opt-in: as passthrough with a raw asyncio+httptools client prototype (plain http, "
-        "no timeouts): how much of the pass-through is the HTTP client library",
-        transport="raw asyncio prototype",
-        tags=frozenset({"transport", "opt-in"}),
+        "as passthrough, forwarding with aiohttp's ClientSession (the product's client before "
+        "proxy.http1, with its exactly-once middleware): the comparison for the client choice",
+        transport="aiohttp",
+        tags=frozenset({"transport"}),
     ),
     Config(
         "fastapi-httpx",
@@ -195,7 +197,7 @@ CONFIGS: tuple[Config, ...] = (
         "signing",
         _proxied("coinex", COINEX_PATH, COINEX_ORDER),
         "the product: identity, policy, rate limits, MemoryStore credentials, CoinEx HMAC-SHA256",
-        transport="Forwarder (aiohttp)",
+        transport="Forwarder (http1)",
         tags=frozenset({"signed"}),
     ),
     Config(
@@ -203,7 +205,7 @@ CONFIGS: tuple[Config, ...] = (
         "signing",
         _proxied("invex", INVEX_PATH, INVEX_ORDER),
         "the product with Invex RSA-PSS-2048 over the JSON body (+expire_at, signature)",
-        transport="Forwarder (aiohttp)",
+        transport="Forwarder (http1)",
         tags=frozenset({"signed"}),
     ),
     Config(
@@ -211,7 +213,7 @@ CONFIGS: tuple[Config, ...] = (
         "signing",
         _proxied("evedex", EVEDEX_PATH, EVEDEX_ORDER),
         "the product with EVEDEX JWT bearer (SIWE login once) + EIP-712 limit-order signature",
-        transport="Forwarder (aiohttp)",
+        transport="Forwarder (http1)",
         tags=frozenset({"signed"}),
     ),
     Config(
@@ -219,7 +221,7 @@ CONFIGS: tuple[Config, ...] = (
         "signing-1w",
         _proxied("coinex", COINEX_PATH, COINEX_ORDER),
         "as coinex, limits in Redis (what --workers > 1 requires), one worker pinned to one core",
-        transport="Forwarder (aiohttp)",
+        transport="Forwarder (http1)",
         tags=frozenset({"signed", "workers"}),
     ),
     Config(
@@ -228,7 +230,7 @@ CONFIGS: tuple[Config, ...] = (
         _proxied("coinex", COINEX_PATH, COINEX_ORDER),
         "as coinex-1w with two workers (SO_REUSEPORT) on both cores, which the load generator "
         "and venue stand-in share",
-        transport="Forwarder (aiohttp)",
+        transport="Forwarder (http1)",
         tags=frozenset({"signed", "workers"}),
     ),
 )

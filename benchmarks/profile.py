@@ -30,7 +30,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("identity", ("proxy/identity.py",)),
     ("signing", ("proxy/signers/",)),
     ("credentials", ("proxy/credentials/",)),
-    ("upstream client (aiohttp)", ("aiohttp/", "yarl/", "multidict/", "proxy/forward.py")),
+    ("upstream client", ("proxy/http1/", "proxy/forward.py", "aiohttp/", "yarl/", "multidict/")),
     ("HTTP server (uvicorn)", ("uvicorn/", "proxy/server.py")),
     ("edge (ProxyApp, errors)", ("proxy/edge.py", "proxy/errors.py")),
     ("pipeline glue", ("proxy/pipeline.py", "dataclasses", "functools")),

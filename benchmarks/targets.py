@@ -28,7 +28,7 @@ import yaml
 from fastapi import FastAPI, Request, Response
 
 from benchmarks import configs
-from benchmarks.transports import HttpxForwarder, PyreqwestForwarder, RawForwarder
+from benchmarks.transports import AiohttpForwarder, HttpxForwarder, PyreqwestForwarder
 from proxy import logs
 from proxy.app import create_app
 from proxy.clock import SystemClock
@@ -70,13 +70,13 @@ class PassThroughPipeline(Pipeline):
 
 
 def passthrough_app(upstream: str, transport: str) -> ProxyApp:
-    forwarder: Forwarder | HttpxForwarder | RawForwarder | PyreqwestForwarder
-    if transport == "aiohttp":
+    forwarder: Forwarder | HttpxForwarder | AiohttpForwarder | PyreqwestForwarder
+    if transport == "http1":
         forwarder = Forwarder()
     elif transport == "pyreqwest":
         forwarder = PyreqwestForwarder()
-    elif transport == "raw":
-        forwarder = RawForwarder()
+    elif transport == "aiohttp":
+        forwarder = AiohttpForwarder()
     else:
         forwarder = HttpxForwarder(transport)
     pipeline = PassThroughPipeline(upstream, forwarder)
@@ -138,10 +138,10 @@ def build(server: str, upstream: str, workdir: Path, redis_url: str | None = Non
     if server == "fastapi-httpx":
         return fastapi_httpx_app(upstream)
     transport = {
-        "passthrough": "aiohttp",
+        "passthrough": "http1",
         "pass-httpx": "httpx",
         "pass-httpx-aiohttp": "httpx-aiohttp",
-        "pass-raw": "raw",
+        "pass-aiohttp": "aiohttp",
         "pass-pyreqwest": "pyreqwest",
     }
     return passthrough_app(upstream, transport[server])

@@ -1,4 +1,5 @@
-"""Forwarders for the transport comparison (the production one is ``proxy.forward``).
+"""Forwarders for the client comparison (the production one is ``proxy.forward`` on
+``proxy.http1``): aiohttp (the previous product client), httpx and pyreqwest.
 
 Same ``Upstream`` contract as ``proxy.forward.Forwarder`` where it matters for speed: one
 long-lived client, a bounded keep-alive pool of the same size, no redirects, the venue's
@@ -7,14 +8,15 @@ headers and body relayed. Error mapping is left out: the benchmark sends nothing
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
-import httptools
+import aiohttp
 import httpx
+from yarl import URL
 
 from proxy.errors import UpstreamUnreachable
+from proxy.exactly_once import NO_HIDDEN_RETRIES
 from proxy.messages import OutgoingRequest, UpstreamReply
 
 HTTPX_TRANSPORTS = ("httpx", "httpx-aiohttp")
@@ -65,108 +67,70 @@ class HttpxForwarder:
         return UpstreamReply(response.status_code, headers, response.content)
 
 
-class _Exchange(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection, one request at a time, answer parsed by httptools."""
+class AiohttpForwarder:
+    """``pass-aiohttp``: the product's forwarding client before ``proxy.http1`` (issue 17),
+    kept as the comparison: one ``ClientSession``, a pool of the same size, no automatic
+    headers, bodies undecoded, the exactly-once middleware and the streamed size cap. Its
+    failures are not mapped (the benchmark sends nothing that fails)."""
 
-    def __init__(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[UpstreamReply] | None = None
-        self._headers: list[tuple[str, str]] = []
-        self._body: list[bytes] = []
-        self.reusable = True
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            self._fail()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.reusable = self._parser.should_keep_alive()
-        reply = UpstreamReply(self._parser.get_status_code(), tuple(self._headers), b"".join(self._body))
-        self._headers, self._body = [], []
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(reply)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail()
-
-    def _fail(self) -> None:
-        self.reusable = False
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(UpstreamUnreachable("connection to the venue failed"))
-
-    async def exchange(self, raw: bytes) -> UpstreamReply:
-        assert self._transport is not None
-        self._waiter = asyncio.get_running_loop().create_future()
-        self._transport.write(raw)
-        return await self._waiter
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-
-class RawForwarder:
-    """What-if prototype, not a product transport: HTTP/1.1 on raw asyncio + httptools with
-    a keep-alive pool per origin. Plain ``http://`` only, no timeouts, no redirects handling
-    needed (none followed anyway). It measures how much of the pass-through's CPU is the
-    HTTP client library (config ``pass-raw``)."""
-
-    def __init__(self, max_connections: int = 100) -> None:
-        self._max = max_connections
-        self._idle: dict[str, list[_Exchange]] = {}
+    def __init__(
+        self, max_connections: int = 100, timeout_s: float = 10, max_response_bytes: int = 16 * 1024 * 1024
+    ) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=5)
+        self._max_connections = max_connections
+        self._cap = max_response_bytes
+        self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        return None
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                middlewares=NO_HIDDEN_RETRIES,
+            )
 
     async def close(self) -> None:
-        for pool in self._idle.values():
-            for conn in pool:
-                conn.close()
-        self._idle.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def send(self, origin: str, request: OutgoingRequest) -> UpstreamReply:
-        pool = self._idle.setdefault(origin, [])
-        conn = pool.pop() if pool else await self._connect(origin)
-        host = origin.partition("://")[2]
-        lines = [f"{request.method} {request.target} HTTP/1.1", f"host: {host}"]
-        lines += [f"{name}: {value}" for name, value in request.headers]
-        if request.body or request.method not in ("GET", "HEAD"):
-            lines.append(f"content-length: {len(request.body)}")
-        reply = await conn.exchange(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body)
-        if conn.reusable and len(pool) < self._max:
-            pool.append(conn)
-        else:
-            conn.close()
-        return reply
-
-    @staticmethod
-    async def _connect(origin: str) -> _Exchange:
-        scheme, _, host_port = origin.partition("://")
-        if scheme != "http":
-            raise UpstreamUnreachable("the RawForwarder prototype speaks plain http only")
-        host, _, port = host_port.rpartition(":")
-        loop = asyncio.get_running_loop()
-        _transport, protocol = await loop.create_connection(_Exchange, host or host_port, int(port or 80))
-        return protocol
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        async with self._session.request(
+            request.method,
+            URL(origin + request.target, encoded=True),
+            headers=list(request.headers),
+            data=request.body if request.body or request.method not in ("GET", "HEAD") else None,
+            allow_redirects=False,
+        ) as response:
+            declared = response.content_length
+            if declared is not None and declared <= self._cap:
+                body = await response.read()
+            else:  # chunked or until close: counted as it comes, as the product did
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.content.iter_any():
+                    size += len(chunk)
+                    if size > self._cap:
+                        raise UpstreamUnreachable("answer over the cap")
+                    chunks.append(chunk)
+                body = b"".join(chunks)
+            raw = response.raw_headers
+            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)
+            return UpstreamReply(response.status, headers, body)
 
 
 class PyreqwestForwarder:
     """``pass-pyreqwest``: the pass-through on pyreqwest (Rust reqwest/hyper), measured as
-    the alternative to aiohttp (README "Forwarding client": it is faster, but re-encodes
+    the alternative to aiohttp (README "Forwarding client, re-measured": faster, but re-encodes
     ``'`` in a query and reports a dropped or unanswered request with the same exception
     classes as a refused connection, so it is not the product's client)."""
 

@@ -1,8 +1,9 @@
 """The venue side of a stream: the one place that knows the WebSocket client library.
 
-aiohttp, like ``proxy.forward``: its own ``ClientSession`` (started and closed with the app),
-no cookies, no automatic headers, no WebSocket heartbeat of its own (CoinEx asks clients
-to disable library pings and send ``server.ping``; the client's pings are relayed frames).
+aiohttp (REST has its own HTTP/1.1 client, ``proxy.http1``): its own ``ClientSession``
+(started and closed with the app), no cookies, no automatic headers, no WebSocket
+heartbeat of its own (CoinEx asks clients to disable library pings and send
+``server.ping``; the client's pings are relayed frames).
 Pings from the venue are answered by aiohttp and never reach the client.
 
 Contract kept here, as for REST:
@@ -12,7 +13,7 @@ Contract kept here, as for REST:
 * nothing from the client's request goes upstream but the path, query and the requested
   subprotocols; the login is the proxy's (``proxy.ws.base``);
 * the handshake is sent once: aiohttp's own re-send of a GET on a dropped connection is
-  disabled as in ``proxy.forward`` (``NO_HIDDEN_RETRIES``);
+  disabled (``proxy.exactly_once.NO_HIDDEN_RETRIES``);
 * a failed handshake is ``UpstreamUnreachable`` (502, naming the venue's HTTP status when
   it answered) or ``UpstreamTimeout`` (504), with the origin and failure class only; an
   answered one is ``HandshakeRefused``, carrying the venue's status and headers so that the
@@ -32,7 +33,7 @@ import aiohttp
 from yarl import URL
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
-from proxy.forward import NO_HIDDEN_RETRIES, MaybeSent
+from proxy.exactly_once import NO_HIDDEN_RETRIES, MaybeSent
 from proxy.messages import UpstreamReply
 from proxy.ws import frames
 from proxy.ws.frames import Closed, Frame

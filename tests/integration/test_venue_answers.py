@@ -66,3 +66,18 @@ async def test_venue_body_over_the_cap_is_502(stack: LocalStack, declared: bool)
         assert whole.status_code == 200 and len(whole.content) == CAP
         ok = await http.get(stack.url("coinex", BALANCE), headers=stack.headers())
     assert ok.status_code == 200 and ok.json()["code"] == 0
+
+
+async def test_a_chunked_answer_is_relayed_whole_with_its_length_never_as_chunked(stack: LocalStack) -> None:
+    """The client de-chunks; the edge frames the body again (``proxy.hygiene`` drops the
+    venue's ``Transfer-Encoding`` and ``Content-Length``): one framing, ours."""
+    sim = stack.sims["coinex"]
+    sim.scripted.append(
+        SimResponse(200, b'{"code": 0, "chunked": true}', (("content-type", "application/json"),))
+    )
+    async with httpx.AsyncClient(timeout=20) as http:
+        response = await http.get(stack.url("coinex", BALANCE), headers=stack.headers())
+    assert response.status_code == 200
+    assert response.content == b'{"code": 0, "chunked": true}'
+    assert "transfer-encoding" not in response.headers
+    assert response.headers["content-length"] == "28"
