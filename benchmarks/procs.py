@@ -18,19 +18,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# Every core this run may use, read at import, before ``pin_self`` narrows the orchestrator
+# (its children inherit that): a child placed on ``None`` gets all of them back.
+MACHINE_CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
 
 @dataclass(frozen=True, slots=True)
 class Cores:
     proxy: int | None  # the server under test (the proxy, or nginx proxy_pass)
     load: int | None  # load generator, venue stand-in, orchestrator
 
-    @staticmethod
-    def available() -> list[int]:
-        return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-
     @classmethod
     def plan(cls) -> Cores:
-        available = cls.available()
+        available = MACHINE_CORES
         if len(available) < 2:
             return cls(None, None)
         return cls(available[0], available[1])
@@ -47,9 +47,12 @@ def pin_self(core: int | None) -> None:
 
 
 def _pinner(core: int | None) -> Callable[[], None] | None:
-    if core is None:
+    """The child's core before ``exec``; ``None``: every core of the machine, not the one
+    core of the orchestrator it would otherwise inherit."""
+    cores = MACHINE_CORES if core is None else [core]
+    if not cores:
         return None
-    return lambda: os.sched_setaffinity(0, {core})
+    return lambda: os.sched_setaffinity(0, cores)
 
 
 class Process:

@@ -10,6 +10,7 @@ and no failed requests for each configuration it ran, and that every micro-bench
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +136,19 @@ def test_signing_floor_is_pass_through_cpu_plus_one_sign_over_the_signed_cpu() -
     verdicts = {(v["config"], v["metric"]): v["verdict"] for v in report.judge(summary)}
     assert verdicts[("invex", "cpu_vs_floor")] == "MISS"
     assert verdicts[("evedex", "cpu_vs_floor")] == "n/a"
+
+
+def test_a_child_placed_on_no_core_gets_every_core_back_not_the_orchestrators_one() -> None:
+    # ``serve --workers 2`` (coinex-2w) is started on no core; the orchestrator has pinned
+    # itself to the load core by then, and a child inheriting that ran both workers on it.
+    script = (
+        "import os, sys\n"
+        "from benchmarks import procs\n"
+        "procs.pin_self(procs.MACHINE_CORES[-1])\n"
+        "child = [sys.executable, '-c', 'import os; print(\"CORES\", sorted(os.sched_getaffinity(0)))']\n"
+        "print(procs.run_json_line(child, None, 'CORES', timeout_s=30))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout.strip()) == sorted(os.sched_getaffinity(0))
