@@ -171,7 +171,7 @@ CONFIGS: tuple[Config, ...] = (
         "pass-pyreqwest",
         _proxied("coinex", COINEX_PATH, COINEX_ORDER),
         "as passthrough, forwarding with pyreqwest (Rust reqwest/hyper): measured, refused "
-        "(not the product's client: README 'Forwarding client, re-measured')",
+        "(not the product's client: README 'Clients measured and refused')",
         transport="pyreqwest",
         tags=frozenset({"transport"}),
     ),

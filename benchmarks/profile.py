@@ -18,6 +18,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from benchmarks.report import RESULTS
+
 # (component, substrings of a frame "function (file:line)"), most specific first.
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("access log", ("_log_request", "proxy/logs.py", "logging/")),
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="coinex", help="a signing configuration of benchmarks.configs")
     p.add_argument("--seconds", type=int, default=12)
-    p.add_argument("--out", type=Path, default=Path("profile.raw"))
+    p.add_argument("--out", type=Path, default=RESULTS / "profile.raw", help="the raw py-spy samples")
     p.add_argument("--summarise", type=Path, help="summarise this py-spy raw file only")
     p.add_argument("--cpu-us", type=float, help="with --summarise: the server's CPU µs per request")
     args = p.parse_args(argv)
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_us = args.cpu_us
         raw = args.summarise
     else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         cpu_us = record(args.config, args.out, args.seconds)
         raw = args.out
     counts, total = summarise(raw)

@@ -16,6 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+RESULTS = Path(__file__).resolve().parent / "results"  # where runs and profiles go (git-ignored)
+
 Run = dict[str, Any]  # {"repeat", "config", "closed": loadgen result, "fixed_rate": loadgen result}
 Summary = dict[str, dict[str, Any]]
 

@@ -27,8 +27,6 @@ from benchmarks.configs import Config, RequestSpec
 from benchmarks.procs import Cores
 from benchmarks.servers import Servers
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
@@ -52,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="venue stand-in: nginx when installed (auto), or the raw asyncio server",
     )
     p.add_argument("--micro", choices=("full", "quick", "off"), default="full", help="micro-benchmarks")
-    p.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG go")
+    p.add_argument("--out", type=Path, default=report.RESULTS, help="where the JSON and PNG go")
     p.add_argument("--no-chart", action="store_true")
     p.add_argument(
         "--no-gc-freeze",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 import yaml
 from fastapi import FastAPI, Request, Response
 
@@ -166,7 +167,11 @@ def main() -> None:
     if not args.no_gc_freeze:
         gc.freeze()  # as proxy/serve.py does: long-lived objects leave the collector's scans
     sockets = [reuse_port_socket("127.0.0.1", args.port)] if args.reuse_port else None
-    ProxyServer(data_plane_config(app, "127.0.0.1", args.port)).run(sockets=sockets)
+    if isinstance(app, ProxyApp):
+        config = data_plane_config(app, "127.0.0.1", args.port)
+    else:  # the naive FastAPI baseline: uvicorn as such an app is usually run (no access log)
+        config = uvicorn.Config(app, "127.0.0.1", args.port, log_config=None, access_log=False)
+    ProxyServer(config).run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ class AiohttpForwarder:
 
 class PyreqwestForwarder:
     """``pass-pyreqwest``: the pass-through on pyreqwest (Rust reqwest/hyper), measured as
-    the alternative to aiohttp (README "Forwarding client, re-measured": faster, but re-encodes
+    the alternative to aiohttp (README "Clients measured and refused": faster, but re-encodes
     ``'`` in a query and reports a dropped or unanswered request with the same exception
     classes as a refused connection, so it is not the product's client)."""
 

@@ -3,8 +3,8 @@ failures to the proxy's errors.
 
 The client is ``proxy.http1``, a purpose-built HTTP/1.1 client on asyncio and httptools
 (README "Forwarding client: purpose-built HTTP/1.1": aiohttp cost ~120 µs of CPU per
-request here; httpx and pyreqwest were measured and refused, README "Transport decision"
-and "Forwarding client, re-measured").
+request here; httpx and pyreqwest were measured and refused, README "Clients measured
+and refused").
 
 Contract kept here (each item's details are in the ``proxy.http1`` module named):
 
