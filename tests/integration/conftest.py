@@ -3,10 +3,11 @@ sockets and the proxy started from a real config file (``proxy.dev.stack.LocalSt
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from redis import asyncio as aioredis
 
 from proxy.dev.devvault import free_port
 from proxy.dev.stack import LocalStack
@@ -25,6 +26,21 @@ def redis_server() -> Iterator[RedisServer]:
     """A private ``redis-server`` on a free port (no persistence), stopped after the test."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def module_redis() -> Iterator[RedisServer]:
+    """One private ``redis-server`` for all the tests of a module (each module its own)."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def redis_client(module_redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A plain redis-py client of ``module_redis``: what a test reads or breaks Redis with."""
+    client = aioredis.Redis.from_url(module_redis.url)
+    yield client
+    await client.aclose()
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="session")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -58,12 +58,6 @@ class SimSend:
         return UpstreamReply(response.status_code, tuple(response.headers.items()), response.content)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -81,8 +75,8 @@ async def send(sim: EvedexSim) -> AsyncIterator[SimSend]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def redis_client(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = make_client(server.url)
+async def redis_client(module_redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = make_client(module_redis.url)
     await client.flushdb()
     yield client
     await client.aclose(close_connection_pool=True)

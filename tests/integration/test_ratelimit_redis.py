@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -22,16 +22,12 @@ from tests.integration.redis_server import RedisServer
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
-
-
 @pytest_asyncio.fixture(loop_scope="session")
-async def limiters(server: RedisServer) -> AsyncIterator[list[RedisLimiter]]:
+async def limiters(module_redis: RedisServer) -> AsyncIterator[list[RedisLimiter]]:
     """Two replicas' limiters (separate connection pools) on one Redis, fresh keys."""
-    created = [RedisLimiter(server.url, FakeClock(), key_prefix=f"t{time.monotonic_ns()}") for _ in range(2)]
+    created = [
+        RedisLimiter(module_redis.url, FakeClock(), key_prefix=f"t{time.monotonic_ns()}") for _ in range(2)
+    ]
     created[1]._prefix = created[0]._prefix  # same key space, as replicas of one deployment
     yield created
     for limiter in created:
@@ -109,12 +105,12 @@ async def test_clamp_to_the_venues_remaining_quota(limiters: list[RedisLimiter])
 
 
 async def test_keys_expire_once_they_carry_no_information(
-    server: RedisServer, limiters: list[RedisLimiter]
+    module_redis: RedisServer, limiters: list[RedisLimiter]
 ) -> None:
     a = limiters[0]
     await a.admit([Bucket("client bot", RateSpec(10, 10)), Bucket("account x/y g (3/60s)", Window(3, 60))])
     await a.cool_down("x/y", 5, "test")
-    client = aioredis.Redis.from_url(server.url)
+    client = aioredis.Redis.from_url(module_redis.url)
     try:
         keys = await client.keys(a._prefix + "*")
         assert len(keys) == 3

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -28,22 +28,9 @@ WINDOW = Bucket("account icrypex/main wallet (5/60s)", Window(5, 60))
 OTHER = Bucket("client bot", RateSpec(100, 100))
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
-
-
 @pytest_asyncio.fixture(loop_scope="session")
-async def raw(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(server.url)
-    yield client
-    await client.aclose()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def limiter(server: RedisServer) -> AsyncIterator[RedisLimiter]:
-    created = RedisLimiter(server.url, FakeClock(), key_prefix=f"f{time.monotonic_ns()}")
+async def limiter(module_redis: RedisServer) -> AsyncIterator[RedisLimiter]:
+    created = RedisLimiter(module_redis.url, FakeClock(), key_prefix=f"f{time.monotonic_ns()}")
     yield created
     await created.close()
 
@@ -52,24 +39,24 @@ def _key(limiter: RedisLimiter, bucket: Bucket) -> str:
     return limiter._key(bucket)
 
 
-async def _corrupt_string(raw: aioredis.Redis, key: str) -> None:
-    await raw.delete(key)
-    await raw.set(key, "not a bucket")
+async def _corrupt_string(redis_client: aioredis.Redis, key: str) -> None:
+    await redis_client.delete(key)
+    await redis_client.set(key, "not a bucket")
 
 
-async def _corrupt_field(raw: aioredis.Redis, key: str) -> None:
-    await raw.delete(key)
-    await raw.hset(key, mapping={"t": "lots", "s": "yesterday"})
+async def _corrupt_field(redis_client: aioredis.Redis, key: str) -> None:
+    await redis_client.delete(key)
+    await redis_client.hset(key, mapping={"t": "lots", "s": "yesterday"})
 
 
-async def _corrupt_nan(raw: aioredis.Redis, key: str) -> None:
-    await raw.delete(key)
-    await raw.hset(key, mapping={"t": "nan", "s": "inf"})
+async def _corrupt_nan(redis_client: aioredis.Redis, key: str) -> None:
+    await redis_client.delete(key)
+    await redis_client.hset(key, mapping={"t": "nan", "s": "inf"})
 
 
-async def _corrupt_list(raw: aioredis.Redis, key: str) -> None:
-    await raw.delete(key)
-    await raw.rpush(key, "a", "b")
+async def _corrupt_list(redis_client: aioredis.Redis, key: str) -> None:
+    await redis_client.delete(key)
+    await redis_client.rpush(key, "a", "b")
 
 
 @pytest.mark.parametrize(
@@ -83,9 +70,13 @@ async def _corrupt_list(raw: aioredis.Redis, key: str) -> None:
     ],
 )
 async def test_a_corrupt_bucket_key_is_repaired_and_fails_no_other_client(
-    limiter: RedisLimiter, raw: aioredis.Redis, bucket: Bucket, corrupt, caplog: pytest.LogCaptureFixture
+    limiter: RedisLimiter,
+    redis_client: aioredis.Redis,
+    bucket: Bucket,
+    corrupt,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await corrupt(raw, _key(limiter, bucket))
+    await corrupt(redis_client, _key(limiter, bucket))
     with caplog.at_level(logging.ERROR, logger="signing_proxy.ratelimit"):
         assert await limiter.admit([bucket]) is None  # a key that does not parse counts as absent
         assert await limiter.admit([OTHER]) is None  # the backend is not taken for down
@@ -99,11 +90,11 @@ async def test_a_corrupt_bucket_key_is_repaired_and_fails_no_other_client(
 
 
 async def test_a_corrupt_cooldown_key_still_pauses_and_fails_no_other_client(
-    limiter: RedisLimiter, raw: aioredis.Redis
+    limiter: RedisLimiter, redis_client: aioredis.Redis
 ) -> None:
     key = limiter._prefix + "c:coinex/main"
-    await raw.rpush(key, "x")
-    await raw.pexpire(key, 30_000)
+    await redis_client.rpush(key, "x")
+    await redis_client.pexpire(key, 30_000)
     refusal = await limiter.admit([], cooldowns=["coinex/main"])
     assert refusal is not None and refusal.limit.startswith("venue cooldown coinex/main")
     assert refusal.backend is None  # an ordinary cooldown refusal (429), not a backend fault
@@ -112,24 +103,24 @@ async def test_a_corrupt_cooldown_key_still_pauses_and_fails_no_other_client(
 
 
 async def test_a_large_window_charge_is_taken_without_unpack_limits(
-    limiter: RedisLimiter, raw: aioredis.Redis
+    limiter: RedisLimiter, redis_client: aioredis.Redis
 ) -> None:
     big = Bucket("account evedex/main batch (20000/60s)", Window(20_000, 60))
     assert await limiter.admit([big], cost=20_000) is None
-    assert await raw.zcard(_key(limiter, big)) == 20_000
+    assert await redis_client.zcard(_key(limiter, big)) == 20_000
     refusal = await limiter.admit([big])
     assert refusal is not None and refusal.limit == big.name
     clamped = Bucket("account evedex/main clamp (30000/60s)", Window(30_000, 60))
     await limiter.clamp(clamped, 0)  # the venue says nothing is left: 30000 units marked used
-    assert await raw.zcard(_key(limiter, clamped)) == 30_000
+    assert await redis_client.zcard(_key(limiter, clamped)) == 30_000
     assert await limiter.admit([OTHER]) is None
     assert limiter.stats.backend_errors == 0
 
 
 async def test_a_refused_script_fails_that_decision_closed_only(
-    limiter: RedisLimiter, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
+    limiter: RedisLimiter, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await raw.config_set("maxmemory", "1")  # Redis refuses every script that may write: OOM
+    await redis_client.config_set("maxmemory", "1")  # Redis refuses every script that may write: OOM
     try:
         with caplog.at_level(logging.ERROR, logger="signing_proxy.ratelimit"):
             refusal = await limiter.admit([TOKENS])
@@ -137,7 +128,7 @@ async def test_a_refused_script_fails_that_decision_closed_only(
         assert "OutOfMemoryError" in refusal.limit
         assert any(getattr(record, "error", None) == "OutOfMemoryError" for record in caplog.records)
     finally:
-        await raw.config_set("maxmemory", "0")
+        await redis_client.config_set("maxmemory", "0")
     # Not an outage: the very next decision (same replica clock, no retry interval) runs.
     assert await limiter.admit([TOKENS]) is None
     assert limiter.stats.backend_errors == 0 and limiter.stats.script_errors == 1

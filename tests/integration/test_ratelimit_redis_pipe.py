@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -31,28 +31,15 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 TWO = Bucket("client bot", RateSpec(1 / 3600, 2))
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
-
-
 @pytest_asyncio.fixture(loop_scope="session")
-async def raw(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(server.url)
-    yield client
-    await client.aclose()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def relay(server: RedisServer) -> AsyncIterator[RedisRelay]:
-    running = await RedisRelay(server.port).start()
+async def relay(module_redis: RedisServer) -> AsyncIterator[RedisRelay]:
+    running = await RedisRelay(module_redis.port).start()
     yield running
     await running.stop()
 
 
-async def test_every_reply_reaches_the_command_that_asked(server: RedisServer) -> None:
-    pipe = RedisPipe(server.url, timeout_s=5)
+async def test_every_reply_reaches_the_command_that_asked(module_redis: RedisServer) -> None:
+    pipe = RedisPipe(module_redis.url, timeout_s=5)
     try:
         calls = [pipe.call("ECHO", f"reply {i}") for i in range(300)]
         calls.insert(150, pipe.call("NO-SUCH-COMMAND"))
@@ -106,7 +93,7 @@ async def test_a_timeout_closes_the_connection_and_fails_what_was_in_flight(rela
 
 
 async def test_a_reply_lost_after_redis_ran_the_admit_is_never_resent(
-    relay: RedisRelay, raw: aioredis.Redis
+    relay: RedisRelay, redis_client: aioredis.Redis
 ) -> None:
     """Redis took the token, the connection dropped before its answer: the decision fails
     closed, the script was sent once, and exactly one token is gone (a resend takes two)."""
@@ -119,20 +106,22 @@ async def test_a_reply_lost_after_redis_ran_the_admit_is_never_resent(
         assert refusal is not None and refusal.backend == "redis"
         assert relay.commands(b"EVALSHA") + relay.commands(b"EVAL") == sent_before + 1
         assert limiter.stats.backend_errors == 1
-        tokens = float(await raw.hget(limiter._key(TWO), "t"))
+        tokens = float(await redis_client.hget(limiter._key(TWO), "t"))
         assert 0.99 < tokens < 1.01  # 2 - 1: charged once
     finally:
         relay.mode = "pass"
         await limiter.close()
 
 
-async def test_a_script_redis_forgot_is_sent_whole_once(server: RedisServer, raw: aioredis.Redis) -> None:
-    pipe = RedisPipe(server.url, timeout_s=5)
+async def test_a_script_redis_forgot_is_sent_whole_once(
+    module_redis: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    pipe = RedisPipe(module_redis.url, timeout_s=5)
     script = Script("return redis.call('INCR', KEYS[1])")
     key = f"pipe-incr-{time.monotonic_ns()}"
     try:
         assert await pipe.script(script, [key], []) == 1
-        await raw.script_flush()  # as after a Redis restart
+        await redis_client.script_flush()  # as after a Redis restart
         assert await pipe.script(script, [key], []) == 2  # NOSCRIPT ran nothing; EVAL ran it once
         assert await pipe.script(script, [key], []) == 3
     finally:
