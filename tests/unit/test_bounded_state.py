@@ -79,7 +79,7 @@ def _sizes(app: Any) -> dict[str, int]:
     assert isinstance(limiter, MemoryLimiter)
     return {
         "metrics lines": len(app.metrics.render().splitlines()),
-        "metric children": len(app.metrics._children),
+        "metric series": app.metrics.series(),
         "buckets": len(limiter._tokens) + len(limiter._logs),
         "cooldowns": len(limiter._cooldowns),
         "stream slots": len(app.streams.limits._clients) + len(app.streams.limits._keys),
