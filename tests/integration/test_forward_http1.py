@@ -233,6 +233,19 @@ async def test_a_connection_is_reused_only_when_http11_keep_alive_allows(answer:
 # --- exactly once ------------------------------------------------------------------------
 
 
+async def _idle_connection_ended(forwarder: Forwarder) -> None:
+    """Until the client has seen the venue end its one idle connection (a FIN, or stray bytes
+    it answers with an abort): loopback delivers it at once, the loop may take a few turns;
+    bounded at 5 s so a broken client fails the test instead of hanging it."""
+    client = forwarder._client
+    assert client is not None
+    for _ in range(500):
+        if client.open_connections == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the client never saw its idle connection end")
+
+
 @pytest.mark.parametrize("after", ["closed", "noise"])
 async def test_a_pooled_connection_the_venue_closed_or_wrote_to_while_idle_is_not_picked(after: str) -> None:
     noise = asyncio.get_running_loop().create_future()  # written once the client holds the answer
@@ -245,8 +258,7 @@ async def test_a_pooled_connection_the_venue_closed_or_wrote_to_while_idle_is_no
             await venue.wait_closed(1)
         else:
             noise.set_result(b"HTTP/1.1 200 OK\r\n")  # on the idle connection, nothing asked
-        for _ in range(10):  # let the loop deliver the FIN or the bytes to the idle connection
-            await asyncio.sleep(0)
+        await _idle_connection_ended(forwarder)
         reply = await forwarder.send(venue.url, POST)
     finally:
         await forwarder.close()
@@ -480,8 +492,7 @@ def test_the_client_runs_on_uvloop_as_serve_does() -> None:
         try:
             statuses = [(await forwarder.send(plain.url, GET)).status]
             await plain.wait_closed(1)
-            for _ in range(10):
-                await asyncio.sleep(0)
+            await _idle_connection_ended(forwarder)
             statuses.append((await forwarder.send(plain.url, POST)).status)
             until_close = await forwarder.send(plain.url, GET)
             assert until_close.body == b"until close"
