@@ -54,8 +54,12 @@ def test_quick_run_produces_a_json_result(tmp_path: Path) -> None:
     assert "coinex" in done.stdout  # the table was printed
 
 
-def _run(repeat: int, config: str, rps: float, p50: float, p99: float) -> report.Run:
-    result = {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": 0}
+def _run(
+    repeat: int, config: str, rps: float, p50: float, p99: float, cpu_us: float | None = None
+) -> report.Run:
+    result: dict[str, float] = {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": 0}
+    if cpu_us is not None:
+        result["cpu_us_per_req"] = cpu_us
     return {"repeat": repeat, "config": config, "closed": result, "fixed_rate": result}
 
 
@@ -116,18 +120,13 @@ def test_two_workers_are_judged_against_one_worker_in_the_same_repeat() -> None:
     assert verdicts["vs_1w"] == "MISS"
 
 
-def _cpu_run(repeat: int, config: str, cpu_us: float) -> report.Run:
-    result = {"rps": 1e6 / cpu_us, "p50_ms": 1, "p99_ms": 2, "errors": 0, "cpu_us_per_req": cpu_us}
-    return {"repeat": repeat, "config": config, "closed": result, "fixed_rate": result}
-
-
 def test_signing_floor_is_pass_through_cpu_plus_one_sign_over_the_signed_cpu() -> None:
     runs = [
-        _cpu_run(0, "passthrough", 100),
-        _cpu_run(0, "invex", 500),  # (100 + 300) / 500 = 0.8
-        _cpu_run(1, "passthrough", 120),
-        _cpu_run(1, "invex", 480),  # (120 + 300) / 480 = 0.875
-        _cpu_run(0, "coinex", 150),  # no sign cost given for coinex: no floor
+        _run(0, "passthrough", 1e4, 1, 2, cpu_us=100),
+        _run(0, "invex", 2000, 1, 2, cpu_us=500),  # (100 + 300) / 500 = 0.8
+        _run(1, "passthrough", 1e6 / 120, 1, 2, cpu_us=120),
+        _run(1, "invex", 1e6 / 480, 1, 2, cpu_us=480),  # (120 + 300) / 480 = 0.875
+        _run(0, "coinex", 1e6 / 150, 1, 2, cpu_us=150),  # no sign cost given for coinex: no floor
     ]
     summary = report.summarise(runs, ["passthrough", "invex", "coinex"], {"invex": 300.0})
     assert summary["invex"]["cpu_vs_floor"] == 0.838  # median of 0.8 and 0.875
